@@ -1,0 +1,12 @@
+module nanofaas.dev
+
+go 1.26.8
+
+require nanofaas.dev/watchdog v0.0.0
+
+require (
+	github.com/alecthomas/kong v1.17.0
+	golang.org/x/sys v0.50.0 // indirect
+)
+
+replace nanofaas.dev/watchdog => ./watchdog

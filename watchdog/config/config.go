@@ -1,0 +1,374 @@
+// Package config turns the process environment into the watchdog's
+// configuration. New is a pure function of the environment: it reads nothing
+// else, and every bad value is an error naming the variable, the value and what
+// is accepted.
+package config
+
+import (
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Protocol is how the watchdog talks to the function process.
+type Protocol string
+
+// The runtime protocols.
+const (
+	ProtocolHTTP  Protocol = "HTTP"
+	ProtocolSTDIO Protocol = "STDIO"
+	ProtocolFILE  Protocol = "FILE"
+)
+
+// Lifecycle says whether the watchdog runs one invocation or serves many.
+type Lifecycle string
+
+// The lifecycles.
+const (
+	// OneShot runs the invocation from the environment, posts the result and exits.
+	OneShot Lifecycle = "one-shot"
+	// Server serves /invoke on WARM_PORT.
+	Server Lifecycle = "server"
+)
+
+// defaultServerRuntimePort is where an HTTP runtime listens in server mode
+// when RUNTIME_URL is not set, so that it does not clash with WARM_PORT.
+const defaultServerRuntimePort = 8081
+
+// Config is the watchdog's whole configuration.
+type Config struct {
+	Lifecycle Lifecycle
+	Protocol  Protocol
+	// Mode is EXECUTION_MODE as given (upper-cased), for logs and metrics.
+	Mode string
+
+	ExecutionID string
+	CallbackURL string
+	TraceID     string
+	Payload     json.RawMessage
+
+	Command      []string
+	RuntimeURL   string
+	HealthURL    string
+	RuntimePort  int
+	ReadyTimeout time.Duration
+	Timeout      time.Duration
+	KillGrace    time.Duration
+
+	InputFile      string
+	OutputFile     string
+	MaxOutputBytes int64
+
+	WarmPort           int
+	WarmIdleTimeout    time.Duration
+	WarmMaxInvocations int
+	WarmAuthToken      string
+	MaxPayloadBytes    int64
+
+	CallbackAttempts int
+	CallbackBackoff  time.Duration
+	CallbackTimeout  time.Duration
+
+	FunctionName string
+	Subreaper    bool
+	LogLevel     slog.Level
+	LogFormat    string
+
+	// Env is the environment the watchdog was given; the function inherits it.
+	Env []string
+}
+
+// Error is a configuration error: one variable, its value, and what is accepted.
+type Error struct {
+	Var      string
+	Value    string
+	Accepted string
+}
+
+func (e *Error) Error() string {
+	if e.Value == "" {
+		return fmt.Sprintf("%s is not set: %s", e.Var, e.Accepted)
+	}
+	return fmt.Sprintf("%s=%q is invalid: %s", e.Var, e.Value, e.Accepted)
+}
+
+// New builds the configuration from an environment in os.Environ form.
+func New(env []string) (Config, error) {
+	vals := make(map[string]string, len(env))
+	for _, kv := range env {
+		k, v, ok := strings.Cut(kv, "=")
+		if ok {
+			vals[k] = v
+		}
+	}
+	p := parser{vals: vals}
+	var c Config
+	c.Env = append([]string(nil), env...)
+
+	mode := strings.ToUpper(strings.TrimSpace(p.str("EXECUTION_MODE")))
+	warm := p.boolean("WARM")
+	switch mode {
+	case "HTTP", "STDIO", "FILE":
+		c.Protocol = Protocol(mode)
+	case "WARM":
+		c.Protocol = ProtocolHTTP
+		warm = true
+	default:
+		p.fail("EXECUTION_MODE", p.raw("EXECUTION_MODE"), "one of HTTP, STDIO, FILE, WARM")
+	}
+	c.Mode = mode
+	c.Lifecycle = OneShot
+	if warm {
+		c.Lifecycle = Server
+	}
+
+	c.ExecutionID = p.str("EXECUTION_ID")
+	c.CallbackURL = p.url("CALLBACK_URL", false)
+	c.TraceID = p.str("TRACE_ID")
+	if c.Lifecycle == OneShot && p.err == nil {
+		if c.ExecutionID == "" {
+			p.fail("EXECUTION_ID", "", "one-shot mode needs the execution id (or set WARM=true for server mode)")
+		} else if c.CallbackURL == "" {
+			p.fail("CALLBACK_URL", "", "one-shot mode needs the control plane's callback URL, e.g. http://control-plane:8080/v1/internal/executions")
+		}
+	}
+
+	payload := p.str("INVOCATION_PAYLOAD")
+	if strings.TrimSpace(payload) == "" {
+		payload = "null"
+	}
+	if !json.Valid([]byte(payload)) {
+		p.fail("INVOCATION_PAYLOAD", payload, "one JSON document, e.g. {\"input\":\"hello\"}")
+	}
+	c.Payload = json.RawMessage(payload)
+
+	cmdline := p.str("WATCHDOG_CMD")
+	args, err := SplitCommand(cmdline)
+	switch {
+	case err != nil:
+		p.fail("WATCHDOG_CMD", cmdline, "a command line with balanced quotes ("+err.Error()+")")
+	case len(args) == 0:
+		p.fail("WATCHDOG_CMD", cmdline, "a non-empty command, e.g. \"python3 /app/handler.py\"")
+	}
+	c.Command = args
+
+	c.Timeout = p.millis("TIMEOUT_MS", false)
+	c.ReadyTimeout = p.millis("READY_TIMEOUT_MS", false)
+	c.KillGrace = p.millis("KILL_GRACE_MS", true)
+	c.InputFile = p.path("INPUT_FILE")
+	c.OutputFile = p.path("OUTPUT_FILE")
+	if c.Protocol == ProtocolFILE && c.InputFile == c.OutputFile && p.err == nil {
+		p.fail("OUTPUT_FILE", c.OutputFile, "a path different from INPUT_FILE")
+	}
+	c.MaxOutputBytes = p.positive("MAX_OUTPUT_BYTES")
+	c.MaxPayloadBytes = p.positive("MAX_PAYLOAD_BYTES")
+
+	c.WarmPort = p.port("WARM_PORT")
+	c.WarmIdleTimeout = p.millis("WARM_IDLE_TIMEOUT_MS", true)
+	c.WarmMaxInvocations = int(p.nonNegative("WARM_MAX_INVOCATIONS"))
+	c.WarmAuthToken = p.str("WARM_AUTH_TOKEN")
+
+	c.CallbackAttempts = int(p.positive("CALLBACK_ATTEMPTS"))
+	c.CallbackBackoff = p.millis("CALLBACK_BACKOFF_MS", true)
+	c.CallbackTimeout = p.millis("CALLBACK_TIMEOUT_MS", false)
+
+	c.FunctionName = p.str("FUNCTION_NAME")
+	c.Subreaper = p.boolean("WATCHDOG_SUBREAPER")
+	c.LogLevel = p.level("LOG_LEVEL")
+	c.LogFormat = strings.ToLower(p.str("LOG_FORMAT"))
+	if c.LogFormat != "json" && c.LogFormat != "text" {
+		p.fail("LOG_FORMAT", p.raw("LOG_FORMAT"), "json or text")
+	}
+
+	c.RuntimeURL, c.RuntimePort = p.runtimeURL(c.Lifecycle)
+	c.HealthURL = p.healthURL(c.RuntimeURL)
+	if c.Lifecycle == Server && c.Protocol == ProtocolHTTP && p.err == nil && c.RuntimePort == c.WarmPort {
+		p.fail("RUNTIME_URL", c.RuntimeURL, fmt.Sprintf("a port other than WARM_PORT=%d: the watchdog serves /invoke there, so the runtime must listen elsewhere", c.WarmPort))
+	}
+
+	if p.err != nil {
+		return Config{}, p.err
+	}
+	return c, nil
+}
+
+// parser keeps the first error, so that New reports one variable at a time.
+type parser struct {
+	vals map[string]string
+	err  *Error
+}
+
+func (p *parser) fail(name, value, accepted string) {
+	if p.err == nil {
+		p.err = &Error{Var: name, Value: value, Accepted: accepted}
+	}
+}
+
+func (p *parser) raw(name string) string { return p.vals[name] }
+
+// str returns the variable, or its documented default when unset or empty.
+func (p *parser) str(name string) string {
+	if v, ok := p.vals[name]; ok && v != "" {
+		return v
+	}
+	for _, v := range vars {
+		if v.Name == name {
+			return v.Default
+		}
+	}
+	return ""
+}
+
+func (p *parser) integer(name string) (int64, string, bool) {
+	s := strings.TrimSpace(p.str(name))
+	n, err := strconv.ParseInt(s, 10, 64)
+	return n, s, err == nil
+}
+
+func (p *parser) millis(name string, zeroOK bool) time.Duration {
+	n, s, ok := p.integer(name)
+	switch {
+	case !ok || n < 0:
+		p.fail(name, s, "a whole number of milliseconds, e.g. 30000")
+	case n == 0 && !zeroOK:
+		p.fail(name, s, "a number of milliseconds greater than 0")
+	case n > int64(365*24*time.Hour/time.Millisecond):
+		p.fail(name, s, "at most a year of milliseconds")
+	}
+	return time.Duration(n) * time.Millisecond
+}
+
+func (p *parser) positive(name string) int64 {
+	n, s, ok := p.integer(name)
+	if !ok || n <= 0 {
+		p.fail(name, s, "a whole number greater than 0")
+	}
+	return n
+}
+
+func (p *parser) nonNegative(name string) int64 {
+	n, s, ok := p.integer(name)
+	if !ok || n < 0 || n > 1<<31 {
+		p.fail(name, s, "a whole number, 0 or more")
+	}
+	return n
+}
+
+func (p *parser) port(name string) int {
+	n, s, ok := p.integer(name)
+	if !ok || n < 1 || n > 65535 {
+		p.fail(name, s, "a TCP port from 1 to 65535")
+	}
+	return int(n)
+}
+
+func (p *parser) boolean(name string) bool {
+	s := strings.TrimSpace(p.str(name))
+	b, err := strconv.ParseBool(s)
+	if err != nil {
+		p.fail(name, s, "true or false")
+	}
+	return b
+}
+
+func (p *parser) path(name string) string {
+	s := p.str(name)
+	if !strings.HasPrefix(s, "/") {
+		p.fail(name, s, "an absolute file path, e.g. /tmp/input.json")
+	}
+	return s
+}
+
+func (p *parser) level(name string) slog.Level {
+	s := p.str(name)
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		p.fail(name, s, "debug, info, warn or error")
+	}
+	return l
+}
+
+// url checks an http(s) URL; an empty value is allowed when the caller
+// decides later whether it is required.
+func (p *parser) url(name string, required bool) string {
+	s := strings.TrimSpace(p.raw(name))
+	if s == "" {
+		if required {
+			p.fail(name, "", "an http:// or https:// URL")
+		}
+		return ""
+	}
+	if err := checkHTTPURL(s); err != nil {
+		p.fail(name, s, "an absolute http:// or https:// URL with a host ("+err.Error()+")")
+	}
+	return s
+}
+
+func checkHTTPURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil {
+		return fmt.Errorf("cannot parse it")
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return fmt.Errorf("scheme %q", u.Scheme)
+	}
+	if u.Host == "" {
+		return fmt.Errorf("no host")
+	}
+	return nil
+}
+
+func (p *parser) runtimeURL(lc Lifecycle) (string, int) {
+	s := p.url("RUNTIME_URL", false)
+	if s == "" {
+		s = p.str("RUNTIME_URL")
+		if lc == Server {
+			s = fmt.Sprintf("http://127.0.0.1:%d/invoke", defaultServerRuntimePort)
+		}
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return s, 0
+	}
+	portText := u.Port()
+	if portText == "" {
+		portText = "80"
+		if u.Scheme == "https" {
+			portText = "443"
+		}
+	}
+	port, err := strconv.Atoi(portText)
+	if err != nil || port < 1 || port > 65535 {
+		p.fail("RUNTIME_URL", s, "a URL whose port is from 1 to 65535")
+	}
+	return s, port
+}
+
+func (p *parser) healthURL(runtimeURL string) string {
+	if s := p.url("HEALTH_URL", false); s != "" {
+		return s
+	}
+	u, err := url.Parse(runtimeURL)
+	if err != nil {
+		return ""
+	}
+	u.Path, u.RawPath, u.RawQuery, u.Fragment = "/health", "", "", ""
+	return u.String()
+}
+
+// HostPort returns host:port of an URL, for log lines.
+func HostPort(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return raw
+	}
+	if u.Port() == "" {
+		return u.Host
+	}
+	return net.JoinHostPort(u.Hostname(), u.Port())
+}

@@ -1,0 +1,47 @@
+package config
+
+// Var documents one environment variable the watchdog reads.
+type Var struct {
+	Name    string
+	Default string
+	Help    string
+}
+
+// vars lists every variable the watchdog reads, in the order --help and the
+// README show them. The defaults here are the ones New applies.
+var vars = []Var{
+	{"EXECUTION_ID", "", "Unique execution identifier; required in one-shot mode."},
+	{"CALLBACK_URL", "", "Control-plane callback base URL; required in one-shot mode. The result goes to CALLBACK_URL/{EXECUTION_ID}:complete unless it already ends in :complete."},
+	{"EXECUTION_MODE", "HTTP", "Runtime protocol: HTTP, STDIO, FILE, or WARM (server mode with a warm HTTP runtime)."},
+	{"WARM", "false", "true: server mode (serve /invoke on WARM_PORT) with the EXECUTION_MODE protocol."},
+	{"TIMEOUT_MS", "30000", "Invocation timeout in milliseconds (> 0)."},
+	{"TRACE_ID", "", "Distributed tracing ID, passed to the function and the callback."},
+	{"WATCHDOG_CMD", "java -jar /app/app.jar", "Function command, split shell-style (quotes and backslashes honoured) and run without a shell."},
+	{"RUNTIME_URL", "http://127.0.0.1:8080/invoke", "HTTP runtime invoke endpoint (server mode: port 8081 by default)."},
+	{"HEALTH_URL", "RUNTIME_URL with path /health", "HTTP runtime readiness endpoint, polled until it answers 2xx."},
+	{"READY_TIMEOUT_MS", "10000", "Maximum wait for the HTTP runtime to become ready, in milliseconds (> 0)."},
+	{"INPUT_FILE", "/tmp/input.json", "FILE mode: where the payload is written before the function starts."},
+	{"OUTPUT_FILE", "/tmp/output.json", "FILE mode: where the function writes its result."},
+	{"INVOCATION_PAYLOAD", "null", "One-shot payload, one JSON document."},
+	{"WARM_PORT", "8080", "Server mode: port of the watchdog's own HTTP server (/invoke, /health, /metrics)."},
+	{"WARM_IDLE_TIMEOUT_MS", "300000", "Server mode: exit 0 after this long without an invocation; 0 disables."},
+	{"WARM_MAX_INVOCATIONS", "0", "Server mode: restart the warm runtime after this many invocations; 0 means never."},
+	{"WARM_AUTH_TOKEN", "", "Server mode: when set, /invoke requires Authorization: Bearer <token>."},
+	{"MAX_PAYLOAD_BYTES", "16777216", "Server mode: largest accepted /invoke body, in bytes."},
+	{"MAX_OUTPUT_BYTES", "33554432", "Largest function output accepted (stdout, OUTPUT_FILE or HTTP response body), in bytes."},
+	{"KILL_GRACE_MS", "2000", "Time between SIGTERM and SIGKILL to the function's process group, in milliseconds."},
+	{"CALLBACK_ATTEMPTS", "4", "Callback delivery attempts (>= 1); transport errors, 408, 429 and 5xx are retried."},
+	{"CALLBACK_BACKOFF_MS", "200", "Delay before the second callback attempt, doubled for each later one (capped at 5s)."},
+	{"CALLBACK_TIMEOUT_MS", "10000", "Timeout of each callback attempt, in milliseconds (> 0)."},
+	{"FUNCTION_NAME", "unknown", "Function name used in metrics labels."},
+	{"WATCHDOG_SUBREAPER", "false", "true: become a child subreaper and reap orphans even when not PID 1."},
+	{"LOG_LEVEL", "info", "debug, info, warn or error."},
+	{"LOG_FORMAT", "json", "json or text: the format of the watchdog's own log lines on stderr."},
+}
+
+// Variables returns the documentation of every variable the watchdog reads.
+func Variables() []Var {
+	out := make([]Var, len(vars))
+	copy(out, vars)
+	return out
+}

@@ -1,0 +1,155 @@
+package process
+
+import (
+	"io"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// drainTimeout bounds how long the watchdog waits for a process's pipes to
+// reach end-of-file after its group is gone: a daemon that escaped the group
+// and kept stdout open cannot stall the result.
+const drainTimeout = 500 * time.Millisecond
+
+// Options describe a function process and its standard streams.
+type Options struct {
+	Argv []string
+	Env  []string
+	Dir  string
+	// Stdin, when not nil, is written to the process's stdin, which is then
+	// closed. When nil, stdin is /dev/null.
+	Stdin []byte
+	// CaptureStdout > 0 captures stdout up to that many bytes; beyond it the
+	// group is killed and Overflowed reports true. When 0, stdout lines pass
+	// through to StdoutSink.
+	CaptureStdout int64
+	// StdoutSink receives stdout lines when not captured (nil: discarded).
+	StdoutSink io.Writer
+	// StderrSink receives stderr lines (nil: discarded; the tail is kept anyway).
+	StderrSink io.Writer
+}
+
+// Child is a running function process with its streams.
+type Child struct {
+	*Process
+	stdin   *os.File
+	readers []*os.File
+	pumps   sync.WaitGroup
+	capture *Capture
+	tail    Tail
+	finish  sync.Once
+}
+
+// StartChild starts a process described by o.
+func (m *Manager) StartChild(o Options) (*Child, error) {
+	c := &Child{}
+	var closeAfterStart []*os.File
+	cleanup := func() {
+		for _, f := range closeAfterStart {
+			f.Close()
+		}
+	}
+	stdinR, stdinW, err := pipe(o.Stdin != nil)
+	if err != nil {
+		return nil, &SpawnError{Command: o.Argv[0], Err: err}
+	}
+	closeAfterStart = append(closeAfterStart, stdinR)
+	stdoutR, stdoutW, err := pipe(true)
+	if err != nil {
+		cleanup()
+		return nil, &SpawnError{Command: o.Argv[0], Err: err}
+	}
+	closeAfterStart = append(closeAfterStart, stdoutW)
+	stderrR, stderrW, err := pipe(true)
+	if err != nil {
+		cleanup()
+		stdoutR.Close()
+		return nil, &SpawnError{Command: o.Argv[0], Err: err}
+	}
+	closeAfterStart = append(closeAfterStart, stderrW)
+
+	p, err := m.Start(Spec{Argv: o.Argv, Env: o.Env, Dir: o.Dir, Stdin: stdinR, Stdout: stdoutW, Stderr: stderrW})
+	cleanup()
+	if err != nil {
+		stdoutR.Close()
+		stderrR.Close()
+		if stdinW != nil {
+			stdinW.Close()
+		}
+		return nil, err
+	}
+	c.Process = p
+	c.readers = []*os.File{stdoutR, stderrR}
+
+	if stdinW != nil {
+		c.stdin = stdinW
+		go func() {
+			// EPIPE when the function does not read its input is not our error.
+			_, _ = stdinW.Write(o.Stdin)
+			stdinW.Close()
+		}()
+	}
+	c.pumps.Add(2)
+	go func() {
+		defer c.pumps.Done()
+		pumpLines(stderrR, sinkOrDiscard(o.StderrSink), &c.tail)
+	}()
+	go func() {
+		defer c.pumps.Done()
+		if o.CaptureStdout > 0 {
+			c.capture = &Capture{limit: o.CaptureStdout}
+			c.capture.pump(stdoutR, func() { _ = p.SignalGroup(syscall.SIGKILL) })
+			return
+		}
+		pumpLines(stdoutR, sinkOrDiscard(o.StdoutSink), nil)
+	}()
+	return c, nil
+}
+
+func sinkOrDiscard(w io.Writer) io.Writer {
+	if w == nil {
+		return io.Discard
+	}
+	return w
+}
+
+// Finish ends the invocation's processes and streams: it stops what is left
+// of the group (SIGTERM, grace, SIGKILL), waits a bounded time for the pipes
+// to reach end-of-file, then closes them. Safe to call more than once.
+func (c *Child) Finish(grace time.Duration) {
+	c.finish.Do(func() {
+		c.Stop(grace)
+		done := make(chan struct{})
+		go func() { c.pumps.Wait(); close(done) }()
+		t := time.NewTimer(drainTimeout)
+		select {
+		case <-done:
+			t.Stop()
+		case <-t.C:
+			for _, r := range c.readers {
+				_ = r.SetReadDeadline(time.Now())
+			}
+			<-done
+		}
+		for _, r := range c.readers {
+			r.Close()
+		}
+		if c.stdin != nil {
+			c.stdin.Close()
+		}
+	})
+}
+
+// Stdout returns the captured stdout and whether it passed the limit. Call
+// after Finish.
+func (c *Child) Stdout() (data []byte, overflowed bool) {
+	if c.capture == nil {
+		return nil, false
+	}
+	return c.capture.buf, c.capture.overflow
+}
+
+// StderrTail returns the last few KiB the process wrote to stderr.
+func (c *Child) StderrTail() string { return c.tail.String() }

@@ -1,0 +1,100 @@
+package process
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"os"
+	"sync"
+)
+
+// maxLine is the longest line passed through in one piece; longer lines are
+// split into pieces of this size, never a reason to stop reading.
+const maxLine = 64 * 1024
+
+// tailSize is how much of a stream is kept for error messages.
+const tailSize = 4096
+
+// Tail keeps the last bytes written to it.
+type Tail struct {
+	mu  sync.Mutex
+	buf []byte
+}
+
+// Write keeps the end of p (and of what came before) up to tailSize bytes.
+func (t *Tail) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.buf = append(t.buf, p...)
+	if len(t.buf) > tailSize {
+		t.buf = append(t.buf[:0], t.buf[len(t.buf)-tailSize:]...)
+	}
+	return len(p), nil
+}
+
+// String returns the kept bytes.
+func (t *Tail) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return string(t.buf)
+}
+
+// pumpLines copies r to w one line per Write, splitting lines longer than
+// maxLine, and copies everything to tail as well when tail is not nil.
+func pumpLines(r io.Reader, w io.Writer, tail *Tail) {
+	br := bufio.NewReaderSize(r, maxLine)
+	for {
+		line, err := br.ReadSlice('\n')
+		if len(line) > 0 {
+			if tail != nil {
+				_, _ = tail.Write(line)
+			}
+			if line[len(line)-1] != '\n' {
+				// A piece of a long line, or the last line without newline.
+				line = append(append(make([]byte, 0, len(line)+1), line...), '\n')
+			}
+			_, _ = w.Write(line)
+		}
+		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
+			return
+		}
+	}
+}
+
+// Capture collects a stream up to a limit and discards the rest, so memory
+// stays bounded whatever the process prints.
+type Capture struct {
+	limit    int64
+	buf      []byte
+	overflow bool
+}
+
+// pump reads r to its end; onOverflow runs once when the limit is passed.
+func (c *Capture) pump(r io.Reader, onOverflow func()) {
+	chunk := make([]byte, 32*1024)
+	for {
+		n, err := r.Read(chunk)
+		if n > 0 && !c.overflow {
+			if int64(len(c.buf)+n) > c.limit {
+				c.overflow = true
+				c.buf = nil
+				if onOverflow != nil {
+					onOverflow()
+				}
+			} else {
+				c.buf = append(c.buf, chunk[:n]...)
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// pipe returns an os.Pipe, or nil files when not wanted.
+func pipe(want bool) (r, w *os.File, err error) {
+	if !want {
+		return nil, nil, nil
+	}
+	return os.Pipe()
+}
