@@ -98,6 +98,8 @@ func Commands() map[string]func(ts *testscript.TestScript, neg bool, args []stri
 		"wait-http": cmdWaitHTTP,
 		"freeport":  cmdFreeport,
 		"stopwatch": cmdStopwatch,
+		"setenv-file": cmdSetenvFile,
+		"exit-code":   cmdExitCode,
 	}
 }
 
@@ -134,15 +136,17 @@ func cmdReceiver(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Setenv(varName, r.Base)
 }
 
-// callbacks [-wait D] [-r I] N waits until N results were delivered to
+// callbacks [-wait D] [-r I] [-save FILE] N waits until N results were delivered to
 // receiver I (default the first), then prints them and the request count.
 // With !, it checks that fewer than N were delivered within the wait.
 func cmdCallbacks(ts *testscript.TestScript, neg bool, args []string) {
 	wait := 15 * time.Second
 	idx := 0
+	save := ""
 	rest := parse(ts, "callbacks", args, func(fs *flag.FlagSet) {
 		fs.DurationVar(&wait, "wait", wait, "how long to wait")
 		fs.IntVar(&idx, "r", 0, "receiver index")
+		fs.StringVar(&save, "save", "", "write the last delivered body to this file")
 	})
 	if len(rest) != 1 {
 		ts.Fatalf("usage: callbacks [-wait D] [-r I] N")
@@ -167,7 +171,13 @@ func cmdCallbacks(ts *testscript.TestScript, neg bool, args []string) {
 	if err != nil {
 		ts.Fatalf("callbacks: %v", err)
 	}
+	if save != "" {
+		ts.Check(os.WriteFile(ts.MkAbs(save), delivered[len(delivered)-1].Body, 0o644))
+	}
 	for _, c := range delivered {
+		if save != "" && len(c.Body) > 4096 {
+			c.Body = append(c.Body[:4096:4096], "...(saved)"...)
+		}
 		fmt.Fprintf(ts.Stdout(), "path: %s\nexecution-id: %s\ntrace-id: %s\ncontent-type: %s\nbody: %s\n",
 			c.Path, c.Header.Get("X-Execution-Id"), c.Header.Get("X-Trace-Id"), c.Header.Get("Content-Type"), c.Body)
 	}
@@ -341,6 +351,36 @@ func cmdStopwatch(ts *testscript.TestScript, neg bool, args []string) {
 		fmt.Fprintf(ts.Stdout(), "elapsed: %v\n", took.Round(time.Millisecond))
 	default:
 		ts.Fatalf("usage: stopwatch start | stopwatch below DURATION")
+	}
+}
+
+// setenv-file VAR FILE sets $VAR to the content of FILE, without its final newline.
+func cmdSetenvFile(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 2 {
+		ts.Fatalf("usage: setenv-file VAR FILE")
+	}
+	data, err := os.ReadFile(ts.MkAbs(args[1]))
+	ts.Check(err)
+	ts.Setenv(args[0], strings.TrimRight(string(data), "\n"))
+}
+
+// exit-code N CMD [ARG...] runs CMD like exec and checks that it exits with status N.
+func cmdExitCode(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) < 2 {
+		ts.Fatalf("usage: exit-code N CMD [ARG...]")
+	}
+	want, err := strconv.Atoi(args[0])
+	ts.Check(err)
+	err = ts.Exec(args[1], args[2:]...)
+	got := 0
+	var exitErr *exec.ExitError
+	if errors.As(err, &exitErr) {
+		got = exitErr.ExitCode()
+	} else if err != nil {
+		ts.Fatalf("exit-code: %v", err)
+	}
+	if (got == want) == neg {
+		ts.Fatalf("exit-code: %s exited with status %d, want %s%d", args[1], got, map[bool]string{true: "not ", false: ""}[neg], want)
 	}
 }
 
