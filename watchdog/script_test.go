@@ -7,14 +7,14 @@ import (
 
 	"github.com/rogpeppe/go-internal/testscript"
 
-	"nanofaas.dev/watchdog"
+	"nanofaas.dev/watchdog/cli"
 	"nanofaas.dev/watchdog/scripttest"
 )
 
 func TestMain(m *testing.M) {
 	os.Exit(testscript.RunMain(m, map[string]func() int{
 		"watchdog": func() int {
-			return watchdog.Run(context.Background(), os.Environ(), os.Stdout, os.Stderr)
+			return cli.Main(context.Background(), "test", os.Args[1:], os.Environ(), os.Stdout, os.Stderr)
 		},
 	}))
 }

@@ -157,11 +157,11 @@ func waitChild(ctx context.Context, c *process.Child, inv Invocation, grace time
 // exitFailure reports a process that did not exit 0.
 func exitFailure(c *process.Child, interrupted bool) result.Result {
 	exit := c.Exit()
-	prefix := "function failed"
+	format := "function failed with %s%s"
 	if interrupted {
-		prefix = "function stopped because the watchdog is shutting down"
+		format = "function ended with %s after the watchdog began shutting down%s"
 	}
-	r := result.Failure(result.FunctionError, "%s with %s%s", prefix, exit, stderrSuffix(c.StderrTail()))
+	r := result.Failure(result.FunctionError, format, exit, stderrSuffix(c.StderrTail()))
 	if exit.Signal == 0 {
 		r = r.WithExitCode(exit.Code)
 	}

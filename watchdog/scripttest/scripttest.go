@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
+	"golang.org/x/sys/unix"
 
 	"nanofaas.dev/watchdog/callbacktest"
 )
@@ -100,6 +101,8 @@ func Commands() map[string]func(ts *testscript.TestScript, neg bool, args []stri
 		"stopwatch": cmdStopwatch,
 		"setenv-file": cmdSetenvFile,
 		"exit-code":   cmdExitCode,
+		"waitfile":    cmdWaitFile,
+		"kill-pid":    cmdKillPid,
 	}
 }
 
@@ -382,6 +385,43 @@ func cmdExitCode(ts *testscript.TestScript, neg bool, args []string) {
 	if (got == want) == neg {
 		ts.Fatalf("exit-code: %s exited with status %d, want %s%d", args[1], got, map[bool]string{true: "not ", false: ""}[neg], want)
 	}
+}
+
+// waitfile [-timeout D] FILE waits until FILE exists.
+func cmdWaitFile(ts *testscript.TestScript, neg bool, args []string) {
+	timeout := 15 * time.Second
+	rest := parse(ts, "waitfile", args, func(fs *flag.FlagSet) {
+		fs.DurationVar(&timeout, "timeout", timeout, "how long to wait")
+	})
+	if len(rest) != 1 {
+		ts.Fatalf("usage: waitfile [-timeout D] FILE")
+	}
+	path := ts.MkAbs(rest[0])
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if _, err := os.Stat(path); err == nil {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	ts.Fatalf("waitfile: %s did not appear within %v", path, timeout)
+}
+
+// kill-pid SIGNAL FILE sends SIGNAL (a name such as TERM or USR1) to the
+// pid written in FILE.
+func cmdKillPid(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 2 {
+		ts.Fatalf("usage: kill-pid SIGNAL FILE")
+	}
+	sig := unix.SignalNum("SIG" + strings.TrimPrefix(strings.ToUpper(args[0]), "SIG"))
+	if sig == 0 {
+		ts.Fatalf("kill-pid: unknown signal %q", args[0])
+	}
+	data, err := os.ReadFile(ts.MkAbs(args[1]))
+	ts.Check(err)
+	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	ts.Check(err)
+	ts.Check(syscall.Kill(pid, sig))
 }
 
 type multiFlag []string
