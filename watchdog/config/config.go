@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/url"
 	"strconv"
 	"strings"
@@ -359,16 +358,4 @@ func (p *parser) healthURL(runtimeURL string) string {
 	}
 	u.Path, u.RawPath, u.RawQuery, u.Fragment = "/health", "", "", ""
 	return u.String()
-}
-
-// HostPort returns host:port of an URL, for log lines.
-func HostPort(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return raw
-	}
-	if u.Port() == "" {
-		return u.Host
-	}
-	return net.JoinHostPort(u.Hostname(), u.Port())
 }

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Runs every test of the project on a fresh machine: brings up Docker,
+# builds the base and example images, prepares the examples' host
+# dependencies, then runs go vet and go test across the whole workspace.
+#
+# Without Docker (it cannot be installed or started), the container tests
+# skip loudly; with CI=true a missing Docker is an error instead.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+started=$(date +%s)
+
+export TESTCONTAINERS_RYUK_DISABLED=true
+export GOFLAGS="${GOFLAGS:-} -buildvcs=false"
+
+docker_ok=false
+step "Docker engine"
+if bash scripts/docker-up.sh; then
+  docker_ok=true
+elif [ "${CI:-}" = "true" ]; then
+  echo "test.sh: Docker could not be started, and CI needs it for the container tests" >&2
+  exit 1
+else
+  echo "test.sh: WARNING: no Docker engine: the container tests will be SKIPPED" >&2
+fi
+
+step "Example host dependencies"
+bash scripts/examples-host.sh
+
+if $docker_ok; then
+  step "Base and example images"
+  bash scripts/build-images.sh
+fi
+
+modules=$(go list -m -f '{{.Dir}}' | sed "s#^$PWD#.#")
+patterns=""
+for m in $modules; do patterns="$patterns $m/..."; done
+
+step "go vet"
+go vet $patterns
+
+step "go test"
+go test -count=1 -timeout 45m $patterns
+
+printf '\ntest.sh: all tests passed in %ss\n' "$(( $(date +%s) - started ))"
