@@ -92,13 +92,13 @@ func Conditions(cond string) (bool, error) {
 // Commands returns the custom commands.
 func Commands() map[string]func(ts *testscript.TestScript, neg bool, args []string) {
 	return map[string]func(ts *testscript.TestScript, neg bool, args []string){
-		"receiver":  cmdReceiver,
-		"callbacks": cmdCallbacks,
-		"pids-dead": cmdPidsDead,
-		"http":      cmdHTTP,
-		"wait-http": cmdWaitHTTP,
-		"freeport":  cmdFreeport,
-		"stopwatch": cmdStopwatch,
+		"receiver":    cmdReceiver,
+		"callbacks":   cmdCallbacks,
+		"pids-dead":   cmdPidsDead,
+		"http":        cmdHTTP,
+		"wait-http":   cmdWaitHTTP,
+		"freeport":    cmdFreeport,
+		"stopwatch":   cmdStopwatch,
 		"setenv-file": cmdSetenvFile,
 		"exit-code":   cmdExitCode,
 		"waitfile":    cmdWaitFile,
