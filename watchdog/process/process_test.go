@@ -1,0 +1,118 @@
+package process
+
+import (
+	"bytes"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestPumpLinesSplitsLongLines(t *testing.T) {
+	long := strings.Repeat("a", maxLine+10)
+	in := "short\n" + long + "\nno newline at end"
+	var out recorder
+	var tail Tail
+	pumpLines(strings.NewReader(in), &out, &tail)
+	want := []string{"short\n", strings.Repeat("a", maxLine) + "\n", strings.Repeat("a", 10) + "\n", "no newline at end\n"}
+	if diff := cmp.Diff(want, out.writes); diff != "" {
+		t.Errorf("writes (-want +got):\n%s", diff)
+	}
+	if got := tail.String(); len(got) != tailSize || !strings.HasSuffix(got, "no newline at end") {
+		t.Errorf("tail is %d bytes ending %q", len(got), got[len(got)-20:])
+	}
+}
+
+type recorder struct{ writes []string }
+
+func (r *recorder) Write(p []byte) (int, error) {
+	r.writes = append(r.writes, string(p))
+	return len(p), nil
+}
+
+func TestCaptureStopsAtLimit(t *testing.T) {
+	c := &Capture{limit: 10}
+	overflows := 0
+	c.pump(strings.NewReader(strings.Repeat("x", 100)), func() { overflows++ })
+	if !c.overflow || overflows != 1 || c.buf != nil {
+		t.Errorf("overflow=%v calls=%d buf=%q", c.overflow, overflows, c.buf)
+	}
+	c = &Capture{limit: 10}
+	c.pump(strings.NewReader("0123456789"), nil)
+	if c.overflow || string(c.buf) != "0123456789" {
+		t.Errorf("exactly the limit: overflow=%v buf=%q", c.overflow, c.buf)
+	}
+}
+
+func newManager(t *testing.T) *Manager {
+	m := NewManager(slog.New(slog.NewTextHandler(io.Discard, nil)), false)
+	t.Cleanup(m.Close)
+	return m
+}
+
+func TestStopKillsGroupIgnoringTerm(t *testing.T) {
+	m := newManager(t)
+	// The shell and its background sleep both ignore SIGTERM.
+	c, err := m.StartChild(Options{Argv: []string{"sh", "-c", `trap "" TERM; sleep 60 & echo $!; wait`}, CaptureStdout: 1024, Env: os.Environ()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	start := time.Now()
+	c.Finish(300 * time.Millisecond)
+	if took := time.Since(start); took < 300*time.Millisecond || took > 3*time.Second {
+		t.Errorf("Finish took %v, want the grace then a kill", took)
+	}
+	if got := c.Exit(); got.Signal != syscall.SIGKILL {
+		t.Errorf("exit = %v, want signal SIGKILL", got)
+	}
+	out, _ := c.Stdout()
+	pid := strings.TrimSpace(string(out))
+	if pid == "" {
+		t.Fatal("the background sleep's pid was not printed")
+	}
+	if _, err := os.Stat("/proc/" + pid); err == nil {
+		stat, _ := os.ReadFile("/proc/" + pid + "/stat")
+		if !bytes.Contains(stat, []byte(") Z")) {
+			t.Errorf("background sleep %s survived: %s", pid, stat)
+		}
+	}
+}
+
+func TestSpawnErrors(t *testing.T) {
+	m := newManager(t)
+	dir := t.TempDir()
+	notExecutable := dir + "/handler.sh"
+	if err := os.WriteFile(notExecutable, []byte("#!/bin/sh\necho {}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	notBinary := dir + "/data"
+	if err := os.WriteFile(notBinary, []byte("\x00\x01 not an executable"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for argv0, want := range map[string]string{
+		"/nonexistent/binary": "no such file or directory",
+		"no-such-command-xyz": "executable file not found in PATH",
+		notExecutable:         "permission denied (check that it is executable (chmod +x)",
+		notBinary:             "exec format error (it is not a binary for this machine; a script needs a #! line)",
+	} {
+		_, err := m.StartChild(Options{Argv: []string{argv0}, Env: []string{"PATH=/usr/bin:/bin"}})
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: got %v, want %q", argv0, err, want)
+		}
+	}
+}
+
+func TestExitString(t *testing.T) {
+	if got := (Exit{Code: 3}).String(); got != "exit code 3" {
+		t.Errorf("got %q", got)
+	}
+	if got := (Exit{Code: -1, Signal: syscall.SIGKILL}).String(); got != "signal SIGKILL" {
+		t.Errorf("got %q", got)
+	}
+}
