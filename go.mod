@@ -2,7 +2,10 @@ module nanofaas.dev
 
 go 1.26.8
 
-require nanofaas.dev/watchdog v0.0.0
+require (
+	nanofaas.dev/emulator v0.0.0
+	nanofaas.dev/watchdog v0.0.0
+)
 
 require (
 	github.com/alecthomas/kong v1.17.0
@@ -10,3 +13,6 @@ require (
 )
 
 replace nanofaas.dev/watchdog => ./watchdog
+
+replace nanofaas.dev/emulator => ./emulator
+

@@ -53,7 +53,7 @@ func Run(ctx context.Context, env []string, stdout, stderr io.Writer) int {
 
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	stopSignals := forwardSignals(procs, log, cancel)
+	stopSignals := forwardSignals(procs, log, cancel, cfg.Lifecycle == config.Server)
 	defer stopSignals()
 
 	deps := protocol.Deps{Procs: procs, Log: log, Stdout: logging.NewSyncWriter(stdout), Stderr: errOut}
@@ -67,20 +67,34 @@ func Run(ctx context.Context, env []string, stdout, stderr io.Writer) int {
 
 // forwardSignals passes the forwarded signals to the function's group; the
 // ones that mean "stop" also cancel the watchdog's context.
-func forwardSignals(procs *process.Manager, log *slog.Logger, cancel context.CancelCauseFunc) func() {
+//
+// In server mode (drain) the first stop signal is not forwarded: it starts
+// the drain, which lets the invocation in flight complete and then stops the
+// runtime's group itself (SIGTERM, grace, SIGKILL). Forwarding it would kill
+// a warm runtime, or a per-invocation process, in the middle of the call the
+// drain promises to finish. A second stop signal is forwarded, so an
+// operator can still cut the drain short.
+func forwardSignals(procs *process.Manager, log *slog.Logger, cancel context.CancelCauseFunc, drain bool) func() {
 	sigs := make(chan os.Signal, 8)
 	signal.Notify(sigs, forwarded...)
 	done := make(chan struct{})
 	go func() {
+		stopping := false
 		for {
 			select {
 			case <-done:
 				return
 			case s := <-sigs:
 				sig := s.(syscall.Signal)
-				log.Info("signal received; forwarding to the function", "signal", sig.String())
-				procs.Signal(sig)
-				if sig == syscall.SIGTERM || sig == syscall.SIGINT || sig == syscall.SIGQUIT {
+				stop := sig == syscall.SIGTERM || sig == syscall.SIGINT || sig == syscall.SIGQUIT
+				if stop && drain && !stopping {
+					log.Info("signal received; draining: the invocation in flight completes, then the runtime is stopped", "signal", sig.String())
+				} else {
+					log.Info("signal received; forwarding to the function", "signal", sig.String())
+					procs.Signal(sig)
+				}
+				if stop {
+					stopping = true
 					cancel(fmt.Errorf("received %v", sig))
 				}
 			}

@@ -34,6 +34,7 @@ type Options struct {
 // Child is a running function process with its streams.
 type Child struct {
 	*Process
+	manager *Manager
 	stdin   *os.File
 	readers []*os.File
 	pumps   sync.WaitGroup
@@ -44,7 +45,7 @@ type Child struct {
 
 // StartChild starts a process described by o.
 func (m *Manager) StartChild(o Options) (*Child, error) {
-	c := &Child{}
+	c := &Child{manager: m}
 	var closeAfterStart []*os.File
 	cleanup := func() {
 		for _, f := range closeAfterStart {
@@ -121,6 +122,7 @@ func sinkOrDiscard(w io.Writer) io.Writer {
 func (c *Child) Finish(grace time.Duration) {
 	c.finish.Do(func() {
 		c.Stop(grace)
+		c.manager.StopStrays(grace)
 		done := make(chan struct{})
 		go func() { c.pumps.Wait(); close(done) }()
 		t := time.NewTimer(drainTimeout)

@@ -69,6 +69,19 @@ func (h *HTTP) Pid() int {
 	return h.child.Pid
 }
 
+// ExitStatus says how the runtime process ended, with the tail of its
+// stderr; ok is false while it runs or when none was started. The server
+// lifecycle uses it to explain why a warm runtime is being restarted.
+func (h *HTTP) ExitStatus() (exit process.Exit, stderrTail string, ok bool) {
+	h.mu.Lock()
+	c := h.child
+	h.mu.Unlock()
+	if c == nil || !c.Exited() {
+		return process.Exit{}, "", false
+	}
+	return c.Exit(), c.StderrTail(), true
+}
+
 // Start spawns the runtime and waits until HEALTH_URL answers 2xx, the
 // runtime exits with a failure, or READY_TIMEOUT_MS passes.
 func (h *HTTP) Start(ctx context.Context) *result.Result {

@@ -147,7 +147,16 @@ func waitChild(ctx context.Context, c *process.Child, inv Invocation, grace time
 		r := result.Failure(result.Timeout, "Function exceeded timeout of %dms", inv.Timeout.Milliseconds())
 		return &r, false
 	case <-ctx.Done():
-		c.Finish(grace)
+		// The stop signal was forwarded to the group already: give the
+		// function its grace to act on it before signalling again.
+		wait := time.NewTimer(grace)
+		defer wait.Stop()
+		select {
+		case <-c.Done():
+			c.Finish(grace)
+		case <-wait.C:
+			c.Finish(0)
+		}
 		return nil, true
 	}
 	c.Finish(grace)

@@ -31,6 +31,8 @@ type stateKey struct{}
 type state struct {
 	receivers []*callbacktest.Receiver
 	started   time.Time
+	// requests are the http-start requests still to be waited for.
+	requests map[string]<-chan httpOutcome
 }
 
 func scriptState(ts *testscript.TestScript) *state {
@@ -103,6 +105,9 @@ func Commands() map[string]func(ts *testscript.TestScript, neg bool, args []stri
 		"exit-code":   cmdExitCode,
 		"waitfile":    cmdWaitFile,
 		"kill-pid":    cmdKillPid,
+		"http-start":  cmdHTTPStart,
+		"http-wait":   cmdHTTPWait,
+		"wait-body":   cmdWaitBody,
 	}
 }
 
@@ -239,10 +244,35 @@ func running(pid int) bool {
 // http [-H 'K: V']... [-d BODY | -f FILE] [-timeout D] METHOD URL makes a
 // request and prints "status: N", the chosen response headers and the body.
 func cmdHTTP(ts *testscript.TestScript, neg bool, args []string) {
+	ex := prepareHTTP(ts, "http", args)
+	out, err := ex.run()
+	if err != nil {
+		if neg {
+			fmt.Fprintf(ts.Stdout(), "error: %v\n", err)
+			return
+		}
+		ts.Fatalf("http: %v", err)
+	}
+	fmt.Fprint(ts.Stdout(), out)
+	if neg {
+		ts.Fatalf("http: request succeeded; ! http only expects a transport error")
+	}
+}
+
+// httpExchange is a request the http commands make.
+type httpExchange struct {
+	req    *http.Request
+	client *http.Client
+	show   string
+	body   io.Closer
+}
+
+// prepareHTTP parses the http command's arguments into a request.
+func prepareHTTP(ts *testscript.TestScript, name string, args []string) *httpExchange {
 	var headers multiFlag
 	var body, file, show string
 	timeout := 30 * time.Second
-	rest := parse(ts, "http", args, func(fs *flag.FlagSet) {
+	rest := parse(ts, name, args, func(fs *flag.FlagSet) {
 		fs.Var(&headers, "H", "request header")
 		fs.StringVar(&body, "d", "", "request body")
 		fs.StringVar(&file, "f", "", "request body file")
@@ -250,13 +280,14 @@ func cmdHTTP(ts *testscript.TestScript, neg bool, args []string) {
 		fs.DurationVar(&timeout, "timeout", timeout, "request timeout")
 	})
 	if len(rest) != 2 {
-		ts.Fatalf("usage: http [-H 'K: V'] [-d BODY | -f FILE] METHOD URL")
+		ts.Fatalf("usage: %s [-H 'K: V'] [-d BODY | -f FILE] METHOD URL", name)
 	}
+	ex := &httpExchange{client: &http.Client{Timeout: timeout}, show: show}
 	var reader io.Reader
 	if file != "" {
 		f, err := os.Open(ts.MkAbs(file))
 		ts.Check(err)
-		defer f.Close()
+		ex.body = f
 		reader = f
 	} else if body != "" {
 		reader = strings.NewReader(body)
@@ -267,28 +298,34 @@ func cmdHTTP(ts *testscript.TestScript, neg bool, args []string) {
 		k, v, _ := strings.Cut(h, ":")
 		req.Header.Set(strings.TrimSpace(k), strings.TrimSpace(v))
 	}
-	client := &http.Client{Timeout: timeout}
-	resp, err := client.Do(req)
+	ex.req = req
+	return ex
+}
+
+// run makes the request and returns what the http command prints: the
+// status, the chosen response headers and the body.
+func (ex *httpExchange) run() (string, error) {
+	if ex.body != nil {
+		defer ex.body.Close()
+	}
+	resp, err := ex.client.Do(ex.req)
 	if err != nil {
-		if neg {
-			fmt.Fprintf(ts.Stdout(), "error: %v\n", err)
-			return
-		}
-		ts.Fatalf("http: %v", err)
+		return "", err
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(resp.Body)
-	ts.Check(err)
-	fmt.Fprintf(ts.Stdout(), "status: %d\n", resp.StatusCode)
-	for _, h := range strings.Split(show, ",") {
+	if err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "status: %d\n", resp.StatusCode)
+	for _, h := range strings.Split(ex.show, ",") {
 		if v := resp.Header.Get(h); v != "" {
-			fmt.Fprintf(ts.Stdout(), "%s: %s\n", strings.ToLower(h), v)
+			fmt.Fprintf(&b, "%s: %s\n", strings.ToLower(h), v)
 		}
 	}
-	fmt.Fprintf(ts.Stdout(), "body: %s\n", data)
-	if neg {
-		ts.Fatalf("http: request succeeded; ! http only expects a transport error")
-	}
+	fmt.Fprintf(&b, "body: %s\n", data)
+	return b.String(), nil
 }
 
 // wait-http [-status N] [-timeout D] URL polls URL until it answers N (200).

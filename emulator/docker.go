@@ -1,0 +1,139 @@
+package emulator
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// DockerHost is how a container reaches the emulator on this machine
+// (docker run --add-host host.docker.internal:host-gateway).
+const DockerHost = "host.docker.internal"
+
+// container is one `docker run` of a function image.
+type container struct {
+	docker string
+	image  string
+	name   string
+	dir    string
+}
+
+// CheckDocker reports whether the docker client is installed and its
+// daemon answers, with a message saying what to do when not.
+func CheckDocker() (string, error) {
+	path, err := exec.LookPath("docker")
+	if err != nil {
+		return "", fmt.Errorf("docker is not installed (no docker on PATH): install Docker, or run the function on this machine without --image")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, path, "version", "--format", "{{.Server.Version}}").CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("the Docker daemon does not answer (docker version: %s): start it, or run the function on this machine without --image", strings.TrimSpace(string(out)))
+	}
+	return path, nil
+}
+
+// newContainer checks Docker and the image, and prepares a container named
+// after the execution.
+func newContainer(image, id string) (*container, error) {
+	if image == "" {
+		return nil, fmt.Errorf("the function has no image: give one with --image or the manifest's \"image\" field")
+	}
+	docker, err := CheckDocker()
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if out, err := exec.CommandContext(ctx, docker, "image", "inspect", "--format", "{{.Id}}", image).CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("image %s is not on this machine (%s): build it (scripts/build-images.sh builds the examples) or docker pull it", image, strings.TrimSpace(string(out)))
+	}
+	dir, err := os.MkdirTemp("", "nanofaas-emulator-docker-")
+	if err != nil {
+		return nil, fmt.Errorf("cannot create a directory for the container's files: %w", err)
+	}
+	return &container{docker: docker, image: image, name: "nanofaas-emulator-" + sanitizeName(id), dir: dir}, nil
+}
+
+func sanitizeName(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.' {
+			return r
+		}
+		return '-'
+	}, s)
+}
+
+// Run starts the container attached, its output going to log. env is given
+// through an env file (not argv), so payloads stay out of ps. With warm, the
+// watchdog's port 8080 is published on 127.0.0.1:hostPort.
+func (c *container) Run(env []string, log *prefixWriter, warm bool, hostPort int) (*child, error) {
+	var file bytes.Buffer
+	for _, kv := range env {
+		if strings.ContainsAny(kv, "\n\r") {
+			k, _, _ := strings.Cut(kv, "=")
+			return nil, fmt.Errorf("cannot pass %s to a container: its value spans several lines", k)
+		}
+		file.WriteString(kv + "\n")
+	}
+	envFile := filepath.Join(c.dir, "env")
+	if err := os.WriteFile(envFile, file.Bytes(), 0o600); err != nil {
+		return nil, fmt.Errorf("cannot write the container's env file: %w", err)
+	}
+	argv := []string{c.docker, "run", "--rm", "--name", c.name, "--cidfile", c.cidFile(),
+		"--add-host", DockerHost + ":host-gateway", "--env-file", envFile}
+	if warm {
+		argv = append(argv, "-p", "127.0.0.1:"+strconv.Itoa(hostPort)+":8080")
+	}
+	argv = append(argv, c.image)
+	return startChild(c.docker, argv, "", os.Environ(), log)
+}
+
+func (c *container) cidFile() string { return filepath.Join(c.dir, "cid") }
+
+// PeakMemoryKB is the container's peak memory use from its cgroup (while it
+// runs), in KiB, or -1. cgroup v1 counts the page cache too.
+func (c *container) PeakMemoryKB() int64 {
+	data, err := os.ReadFile(c.cidFile())
+	id := strings.TrimSpace(string(data))
+	if err != nil || id == "" {
+		return -1
+	}
+	for _, p := range []string{
+		"/sys/fs/cgroup/system.slice/docker-" + id + ".scope/memory.peak",
+		"/sys/fs/cgroup/docker/" + id + "/memory.peak",
+		"/sys/fs/cgroup/memory/docker/" + id + "/memory.max_usage_in_bytes",
+		"/sys/fs/cgroup/memory/system.slice/docker-" + id + ".scope/memory.max_usage_in_bytes",
+	} {
+		if b, err := os.ReadFile(p); err == nil {
+			if n, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64); err == nil {
+				return n / 1024
+			}
+		}
+	}
+	return -1
+}
+
+// Stop asks Docker to stop the container: SIGTERM to the watchdog, then
+// SIGKILL after grace.
+func (c *container) Stop(grace time.Duration) {
+	secs := max(int(grace.Round(time.Second)/time.Second), 1)
+	ctx, cancel := context.WithTimeout(context.Background(), grace+15*time.Second)
+	defer cancel()
+	_ = exec.CommandContext(ctx, c.docker, "stop", "-t", strconv.Itoa(secs), c.name).Run()
+}
+
+// Remove removes the container if it is still there, and its files.
+func (c *container) Remove() {
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	_ = exec.CommandContext(ctx, c.docker, "rm", "-f", c.name).Run()
+	_ = os.RemoveAll(c.dir)
+}

@@ -1,0 +1,331 @@
+package emulator_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// The --image tests need Docker. Without a daemon they are skipped, loudly;
+// NANOFAAS_REQUIRE_DOCKER=1 (CI) makes that a failure instead. Images that
+// scripts/build-images.sh builds are used when present, likewise.
+
+// requireDocker skips (or fails) the test when no Docker daemon answers.
+func requireDocker(t *testing.T) {
+	t.Helper()
+	out, err := exec.Command("docker", "info", "--format", "{{.ServerVersion}}").CombinedOutput()
+	if err != nil {
+		msg := fmt.Sprintf("SKIP %s: `docker info` failed (%v: %s); the --image tests need a Docker daemon", t.Name(), err, bytes.TrimSpace(out))
+		if os.Getenv("NANOFAAS_REQUIRE_DOCKER") == "1" {
+			t.Fatal(msg)
+		}
+		fmt.Fprintln(os.Stderr, msg)
+		t.Skip(msg)
+	}
+}
+
+// requireImage skips (or fails) the test when image is not on this machine.
+func requireImage(t *testing.T, image string) {
+	t.Helper()
+	if err := exec.Command("docker", "image", "inspect", image).Run(); err != nil {
+		msg := fmt.Sprintf("SKIP %s: image %s is not on this machine; build it with scripts/build-images.sh", t.Name(), image)
+		if os.Getenv("NANOFAAS_REQUIRE_DOCKER") == "1" {
+			t.Fatal(msg)
+		}
+		fmt.Fprintln(os.Stderr, msg)
+		t.Skip(msg)
+	}
+}
+
+// buildEmulator builds a static emulator binary (cmd/emulator) into dir.
+func buildEmulator(t *testing.T, dir string) string {
+	t.Helper()
+	bin := filepath.Join(dir, "emulator")
+	cmd := exec.Command("go", "build", "-o", bin, "./cmd/emulator")
+	cmd.Dir = ".."
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("cannot build the emulator: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// demoImage builds a FROM scratch image whose entrypoint is the emulator's
+// built-in watchdog and whose function is the demo function, and removes it
+// when the test ends.
+func demoImage(t *testing.T, bin string) string {
+	t.Helper()
+	ctxDir := t.TempDir()
+	data, err := os.ReadFile(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(ctxDir, "emulator"), data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	dockerfile := "FROM scratch\nCOPY emulator /emulator\n" +
+		"ENV EXECUTION_MODE=STDIO WATCHDOG_CMD=\"/emulator demo-function\"\n" +
+		"ENTRYPOINT [\"/emulator\", \"watchdog-exec\"]\n"
+	if err := os.WriteFile(filepath.Join(ctxDir, "Dockerfile"), []byte(dockerfile), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tag := fmt.Sprintf("nanofaas/emulator-test:%d", os.Getpid())
+	if out, err := exec.Command("docker", "build", "-q", "-t", tag, ctxDir).CombinedOutput(); err != nil {
+		t.Fatalf("docker build: %v\n%s", err, out)
+	}
+	t.Cleanup(func() { _ = exec.Command("docker", "rmi", "-f", tag).Run() })
+	return tag
+}
+
+// containersNamed lists containers (running or not) whose name contains s.
+func containersNamed(t *testing.T, s string) []string {
+	t.Helper()
+	out, err := exec.Command("docker", "ps", "-a", "--filter", "name="+s, "--format", "{{.Names}}").Output()
+	if err != nil {
+		t.Fatalf("docker ps: %v", err)
+	}
+	return strings.Fields(string(out))
+}
+
+type result struct {
+	Stdout, Stderr string
+	Code           int
+}
+
+func runEmulator(t *testing.T, bin string, env []string, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("%s %v: %v", bin, args, err)
+	}
+	t.Logf("emulator %s: exit %d\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), code, stdout.String(), stderr.String())
+	return result{Stdout: stdout.String(), Stderr: stderr.String(), Code: code}
+}
+
+var reportRE = regexp.MustCompile(`\nREPORT execution_id=(\S+) status=(\S+) duration_ms=(\d+) init_ms=(\d+) max_rss_kb=(\d+) exit_code=(\S+)\n$`)
+
+// TestDocker runs the emulator binary (built static, as images need it)
+// with --image and serve --docker.
+func TestDocker(t *testing.T) {
+	bin := buildEmulator(t, t.TempDir())
+	t.Run("NotInstalled", func(t *testing.T) { testDockerNotInstalled(t, bin) })
+	t.Run("InvokeImage", func(t *testing.T) { testDockerInvokeImage(t, bin) })
+	t.Run("ImageMissing", func(t *testing.T) { testDockerImageMissing(t, bin) })
+	t.Run("Serve", func(t *testing.T) { testDockerServe(t, bin) })
+	t.Run("ExampleImages", func(t *testing.T) { testDockerExampleImages(t, bin) })
+}
+
+func testDockerInvokeImage(t *testing.T, bin string) {
+	requireDocker(t)
+	image := demoImage(t, bin)
+	id := fmt.Sprintf("exec-docker-%d", os.Getpid())
+
+	got := runEmulator(t, bin, nil, "invoke", "--image", image, "--execution-id", id, "--data", `{"input":"in a box"}`)
+	if diff := cmp.Diff(result{Stdout: "{\"input\":\"IN A BOX\"}\n"}, result{Stdout: got.Stdout, Code: got.Code}); diff != "" {
+		t.Errorf("invoke --image (-want +got):\n%s", diff)
+	}
+	m := reportRE.FindStringSubmatch(got.Stderr)
+	if m == nil {
+		t.Fatalf("no REPORT line at the end of stderr:\n%s", got.Stderr)
+	}
+	// The memory figure is the container's cgroup peak: measured, not "-".
+	if diff := cmp.Diff([]string{id, "success", "0"}, []string{m[1], m[2], m[6]}); diff != "" {
+		t.Errorf("report (-want +got):\n%s", diff)
+	}
+	if !strings.Contains(got.Stderr, "["+id+"] demo: upper-casing 8 characters") {
+		t.Errorf("the function's log line is missing from stderr")
+	}
+	if left := containersNamed(t, id); len(left) > 0 {
+		t.Errorf("containers left behind: %v", left)
+	}
+
+	// A function error in the container exits 1 and still removes it.
+	got = runEmulator(t, bin, nil, "invoke", "--image", image, "--execution-id", id+"-f", "--data", `[]`)
+	if diff := cmp.Diff(1, got.Code); diff != "" {
+		t.Errorf("exit status (-want +got):\n%s", diff)
+	}
+	if !strings.Contains(got.Stderr, "FUNCTION_ERROR: function failed with exit code 1") {
+		t.Errorf("no FUNCTION_ERROR on stderr")
+	}
+	if left := containersNamed(t, id); len(left) > 0 {
+		t.Errorf("containers left behind: %v", left)
+	}
+}
+
+func testDockerImageMissing(t *testing.T, bin string) {
+	requireDocker(t)
+	got := runEmulator(t, bin, nil, "invoke", "--image", "nanofaas/no-such-image:never")
+	if diff := cmp.Diff(2, got.Code); diff != "" {
+		t.Errorf("exit status (-want +got):\n%s", diff)
+	}
+	if !strings.Contains(got.Stderr, "image nanofaas/no-such-image:never is not on this machine") {
+		t.Errorf("stderr does not say the image is missing:\n%s", got.Stderr)
+	}
+}
+
+// testDockerNotInstalled needs no Docker: without docker on PATH, --image
+// is a clear usage error.
+func testDockerNotInstalled(t *testing.T, bin string) {
+	got := runEmulator(t, bin, []string{"PATH=" + t.TempDir()}, "invoke", "--image", "whatever:latest")
+	if diff := cmp.Diff(2, got.Code); diff != "" {
+		t.Errorf("exit status (-want +got):\n%s", diff)
+	}
+	if !strings.Contains(got.Stderr, "docker is not installed (no docker on PATH)") {
+		t.Errorf("stderr does not say docker is missing:\n%s", got.Stderr)
+	}
+}
+
+func testDockerServe(t *testing.T, bin string) {
+	requireDocker(t)
+	image := demoImage(t, bin)
+	dir := t.TempDir()
+	for name, manifest := range map[string]string{
+		"oneshot": `{"name":"boxed","mode":"STDIO","image":"` + image + `"}`,
+		"warm":    `{"name":"boxed-warm","mode":"STDIO","warm":true,"image":"` + image + `"}`,
+	} {
+		if err := os.MkdirAll(filepath.Join(dir, name), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name, "function.json"), []byte(manifest), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	port := freePort(t)
+	cmd := exec.Command(bin, "serve", "--docker", "--listen", fmt.Sprintf("0.0.0.0:%d", port),
+		"--function", filepath.Join(dir, "oneshot"), "--function", filepath.Join(dir, "warm"))
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	stopped := false
+	stop := func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		_ = cmd.Process.Signal(syscall.SIGINT)
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("serve did not exit 0: %v", err)
+			}
+		case <-time.After(60 * time.Second):
+			_ = cmd.Process.Kill()
+			t.Errorf("serve did not stop within 60s")
+			<-done
+		}
+		t.Logf("serve stderr:\n%s", stderr.String())
+	}
+	t.Cleanup(stop)
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	waitFor(t, base+"/health", 200, `"ok"`)
+	waitFor(t, base+"/v1/functions/boxed-warm", 200, `"status":"ready"`)
+
+	type answer struct {
+		Status int
+		Body   map[string]any
+	}
+	for _, fn := range []string{"boxed", "boxed-warm", "boxed-warm"} {
+		status, body := post(t, base+"/v1/functions/"+fn+":invoke", `{"input":{"input":"served"}}`)
+		got := answer{status, map[string]any{"status": body["status"], "output": body["output"], "error": body["error"]}}
+		want := answer{200, map[string]any{"status": "success", "output": map[string]any{"input": "SERVED"}, "error": nil}}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("%s:invoke (-want +got):\n%s", fn, diff)
+		}
+	}
+	stop()
+	if !regexp.MustCompile(`(?m)^EXECUTION function=boxed-warm .* status=success .* max_rss_kb=\d+ .* runtime=docker warm=true$`).MatchString(stderr.String()) {
+		t.Errorf("no EXECUTION line for the warm container")
+	}
+	if left := containersNamed(t, "nanofaas-emulator-"); len(left) > 0 {
+		t.Errorf("containers left behind: %v", left)
+	}
+}
+
+func testDockerExampleImages(t *testing.T, bin string) {
+	requireDocker(t)
+	for _, name := range []string{"python-stdio", "bash-file"} {
+		t.Run(name, func(t *testing.T) {
+			requireImage(t, "nanofaas/example-"+name+":latest")
+			got := runEmulator(t, bin, nil, "invoke", "--function", filepath.Join("..", "examples", name), "--docker", "--check")
+			if diff := cmp.Diff(0, got.Code); diff != "" {
+				t.Errorf("exit status (-want +got):\n%s", diff)
+			}
+			if !strings.Contains(got.Stderr, "check passed") {
+				t.Errorf("the output does not match the manifest's example output")
+			}
+		})
+	}
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+func waitFor(t *testing.T, url string, status int, substr string) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	last := ""
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(url)
+		if err == nil {
+			data, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == status && strings.Contains(string(data), substr) {
+				return
+			}
+			last = fmt.Sprintf("%d %s", resp.StatusCode, data)
+		} else {
+			last = err.Error()
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("GET %s: no %d with %q within 60s (last: %s)", url, status, substr, last)
+}
+
+func post(t *testing.T, url, body string) (int, map[string]any) {
+	t.Helper()
+	resp, err := http.Post(url, "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatalf("POST %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	data, _ := io.ReadAll(resp.Body)
+	if err := json.Unmarshal(data, &out); err != nil {
+		t.Fatalf("POST %s: not JSON: %s", url, data)
+	}
+	return resp.StatusCode, out
+}

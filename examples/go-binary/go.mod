@@ -1,0 +1,3 @@
+module nanofaas.example/go-binary
+
+go 1.22
