@@ -1,0 +1,425 @@
+package conformance_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/testcontainers/testcontainers-go"
+
+	"nanofaas.dev/conformance"
+)
+
+// The container scenarios of the watchdog's guarantees: the real watchdog as
+// PID 1 of a real example image, a callback receiver in this test reached
+// through host.docker.internal, and Docker's own view of the container.
+
+func randomID(prefix string) string {
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return prefix + "-" + hex.EncodeToString(b)
+}
+
+// startContainer starts a container and removes it when the test ends.
+func startContainer(t *testing.T, d *conformance.Docker, spec conformance.ContainerSpec) *conformance.Container {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c, err := d.Start(ctx, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := c.Remove(); err != nil {
+			t.Errorf("remove container %s: %v", c.ShortID(), err)
+		}
+	})
+	return c
+}
+
+func startReceiver(t *testing.T) *conformance.Receiver {
+	t.Helper()
+	r, err := conformance.StartReceiver()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Close)
+	return r
+}
+
+// fnFixture is the watchdog's versatile test function, copied into a
+// container that has python3 (the python-stdio example's image).
+func fnFixture(t *testing.T) testcontainers.ContainerFile {
+	return testcontainers.ContainerFile{
+		HostFilePath:      filepath.Join(repoRoot(t), "fixtures", "runtimes", "fn.py"),
+		ContainerFilePath: "/opt/conformance/fn.py",
+		FileMode:          0o755,
+	}
+}
+
+func logsOf(t *testing.T, c *conformance.Container) string {
+	b, err := c.Logs(context.Background())
+	if err != nil {
+		return "(no logs: " + err.Error() + ")"
+	}
+	return string(b)
+}
+
+// waitProcesses polls docker top until at least n processes run in the container.
+func waitProcesses(t *testing.T, c *conformance.Container, n int, bound time.Duration) []conformance.Process {
+	t.Helper()
+	deadline := time.Now().Add(bound)
+	var procs []conformance.Process
+	for time.Now().Before(deadline) {
+		var err error
+		procs, err = c.Processes(context.Background())
+		if err == nil && len(procs) >= n {
+			return procs
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("waited %v for %d processes in container %s, saw %v\n%s", bound, n, c.ShortID(), procs, logsOf(t, c))
+	return nil
+}
+
+// TestContainerCallback posts a one-shot result from a container to this
+// test, at CALLBACK_URL/{id}:complete or at a CALLBACK_URL that already ends
+// in :complete, with the ids as headers and the manifest's exact output.
+//
+// Covers: WD-CB-001
+func TestContainerCallback(t *testing.T) {
+	t.Parallel()
+	d := requireDocker(t)
+	ex := exampleByDir(t, "python-stdio")
+	requireImage(t, d, ex.Image)
+	recv := startReceiver(t)
+	for _, tc := range []struct {
+		name     string
+		callback func(id string) string
+	}{
+		{"base URL", func(string) string { return recv.ContainerURL() }},
+		{"URL ending in :complete", func(id string) string { return recv.ContainerURL() + "/" + id + ":complete" }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			id := randomID("exec-cb")
+			c := startContainer(t, d, conformance.ContainerSpec{Image: ex.Image, Env: map[string]string{
+				"EXECUTION_ID":       id,
+				"TRACE_ID":           "trace-" + id,
+				"CALLBACK_URL":       tc.callback(id),
+				"INVOCATION_PAYLOAD": string(ex.Example.Payload),
+			}})
+			code, err := c.WaitExit(context.Background(), 30*time.Second)
+			if err != nil || code != 0 {
+				t.Fatalf("container exit code %d (%v), want 0\n%s", code, err, logsOf(t, c))
+			}
+			calls := recv.For(id)
+			if len(calls) != 1 {
+				t.Fatalf("%d callbacks for %s, want 1\n%s", len(calls), id, logsOf(t, c))
+			}
+			got := calls[0]
+			want := map[string]string{
+				"path":           conformance.CallbackPath + "/" + id + ":complete",
+				"Content-Type":   "application/json",
+				"X-Execution-Id": id,
+				"X-Trace-Id":     "trace-" + id,
+			}
+			have := map[string]string{
+				"path":           got.Path,
+				"Content-Type":   got.Header.Get("Content-Type"),
+				"X-Execution-Id": got.Header.Get("X-Execution-Id"),
+				"X-Trace-Id":     got.Header.Get("X-Trace-Id"),
+			}
+			if diff := cmp.Diff(want, have); diff != "" {
+				t.Errorf("callback request (-want +got):\n%s", diff)
+			}
+			var body map[string]json.RawMessage
+			if err := json.Unmarshal(got.Body, &body); err != nil {
+				t.Fatalf("callback body %q: %v", got.Body, err)
+			}
+			if string(body["success"]) != "true" || string(body["error"]) != "null" {
+				t.Errorf("callback body %s: want success true and error null", got.Body)
+			}
+			diff, err := conformance.DiffJSON(ex.Example.Output, body["output"])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff != "" {
+				t.Errorf("output (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestContainerTimeoutKillsTree times out a function whose tree ignores
+// SIGTERM: when the TIMEOUT result reaches the callback, Docker sees nothing
+// left in the container but the watchdog.
+//
+// Covers: WD-PROC-003
+func TestContainerTimeoutKillsTree(t *testing.T) {
+	t.Parallel()
+	d := requireDocker(t)
+	ex := exampleByDir(t, "python-stdio")
+	requireImage(t, d, ex.Image)
+	recv := startReceiver(t)
+	id := randomID("exec-timeout")
+
+	var once sync.Once
+	atCallback := make(chan []conformance.Process, 1)
+	var c *conformance.Container
+	ready := make(chan struct{})
+	recv.OnCallback = func(cb conformance.Callback) {
+		if cb.ExecutionID() != id {
+			return
+		}
+		// The watchdog waits for this answer: look inside the container now.
+		<-ready
+		once.Do(func() {
+			procs, err := c.Processes(context.Background())
+			if err != nil {
+				t.Errorf("docker top at the callback: %v", err)
+			}
+			atCallback <- procs
+		})
+	}
+	c = startContainer(t, d, conformance.ContainerSpec{
+		Image: ex.Image,
+		Env: map[string]string{
+			"EXECUTION_ID":  id,
+			"CALLBACK_URL":  recv.ContainerURL(),
+			"WATCHDOG_CMD":  "python3 /opt/conformance/fn.py stubborn-tree",
+			"TIMEOUT_MS":    "2500",
+			"KILL_GRACE_MS": "500",
+		},
+		Files: []testcontainers.ContainerFile{fnFixture(t)},
+	})
+	close(ready)
+	// The tree is there: the watchdog, the function and its child.
+	before := waitProcesses(t, c, 3, 10*time.Second)
+
+	code, err := c.WaitExit(context.Background(), 30*time.Second)
+	if err != nil || code != 0 {
+		t.Fatalf("container exit code %d (%v), want 0\n%s", code, err, logsOf(t, c))
+	}
+	calls := recv.For(id)
+	if len(calls) != 1 {
+		t.Fatalf("%d callbacks, want 1\n%s", len(calls), logsOf(t, c))
+	}
+	res, err := calls[0].Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Code() != "TIMEOUT" || res.Error.Message != "Function exceeded timeout of 2500ms" {
+		t.Errorf("result %s, want a TIMEOUT of 2500ms", calls[0].Body)
+	}
+	var after []conformance.Process
+	select {
+	case after = <-atCallback:
+	default:
+		t.Fatal("the receiver did not look at the container's processes")
+	}
+	if len(after) != 1 || !strings.Contains(after[0].Command, "watchdog") {
+		t.Errorf("processes in the container when the TIMEOUT result was posted: %v, want only the watchdog (before the timeout: %v)", after, before)
+	}
+}
+
+// TestContainerDockerStop stops a one-shot container in the middle of an
+// invocation: it exits 0 at once, and the result, still delivered, says the
+// function was stopped by the forwarded SIGTERM.
+//
+// Covers: WD-PID1-002, WD-PROC-006
+func TestContainerDockerStop(t *testing.T) {
+	t.Parallel()
+	d := requireDocker(t)
+	{
+		ex := exampleByDir(t, "python-stdio")
+		requireImage(t, d, ex.Image)
+		recv := startReceiver(t)
+		id := randomID("exec-stop")
+		c := startContainer(t, d, conformance.ContainerSpec{
+			Image: ex.Image,
+			Env: map[string]string{
+				"EXECUTION_ID": id,
+				"CALLBACK_URL": recv.ContainerURL(),
+				"WATCHDOG_CMD": "python3 /opt/conformance/fn.py sleep 60",
+			},
+			Files: []testcontainers.ContainerFile{fnFixture(t)},
+		})
+		waitProcesses(t, c, 2, 10*time.Second)
+		took, err := c.Stop(context.Background(), 10*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := c.State(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.ExitCode != 0 || took > 3*time.Second {
+			t.Errorf("docker stop took %v, exit code %d; want exit code 0 within 3s\n%s", took, st.ExitCode, logsOf(t, c))
+		}
+		calls := recv.For(id)
+		if len(calls) != 1 {
+			t.Fatalf("%d callbacks, want 1\n%s", len(calls), logsOf(t, c))
+		}
+		res, err := calls[0].Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Code() != "FUNCTION_ERROR" || !strings.Contains(res.Error.Message, "signal SIGTERM after the watchdog began shutting down") {
+			t.Errorf("result %s, want the FUNCTION_ERROR of a function stopped by SIGTERM", calls[0].Body)
+		}
+		t.Logf("docker stop took %v", took)
+	}
+}
+
+func waitHealthy(t *testing.T, url string, bound time.Duration) {
+	t.Helper()
+	client := &http.Client{Timeout: 2 * time.Second}
+	deadline := time.Now().Add(bound)
+	last := "no answer"
+	for time.Now().Before(deadline) {
+		resp, err := client.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+			last = resp.Status
+		} else {
+			last = err.Error()
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("%s did not answer 200 within %v (last: %s)", url, bound, last)
+}
+
+// TestContainerReapsOrphans runs a function that leaves orphans behind in
+// the container: the watchdog, PID 1, reaps them, so the function counts no
+// zombie.
+//
+// Covers: WD-PID1-001
+func TestContainerReapsOrphans(t *testing.T) {
+	t.Parallel()
+	d := requireDocker(t)
+	ex := exampleByDir(t, "python-stdio")
+	requireImage(t, d, ex.Image)
+	recv := startReceiver(t)
+	id := randomID("exec-orphans")
+	c := startContainer(t, d, conformance.ContainerSpec{
+		Image: ex.Image,
+		Env: map[string]string{
+			"EXECUTION_ID": id,
+			"CALLBACK_URL": recv.ContainerURL(),
+			"WATCHDOG_CMD": "python3 /opt/conformance/fn.py orphans 5",
+		},
+		Files: []testcontainers.ContainerFile{fnFixture(t)},
+	})
+	code, err := c.WaitExit(context.Background(), 30*time.Second)
+	if err != nil || code != 0 {
+		t.Fatalf("container exit code %d (%v), want 0\n%s", code, err, logsOf(t, c))
+	}
+	calls := recv.For(id)
+	if len(calls) != 1 {
+		t.Fatalf("%d callbacks, want 1\n%s", len(calls), logsOf(t, c))
+	}
+	res, err := calls[0].Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out struct {
+		Zombies *int `json:"zombies"`
+	}
+	if !res.Success || json.Unmarshal(res.Output, &out) != nil || out.Zombies == nil {
+		t.Fatalf("result %s, want the function's zombie count", calls[0].Body)
+	}
+	if *out.Zombies != 0 {
+		t.Errorf("%d zombies in the container, want 0: the watchdog as PID 1 must reap orphans", *out.Zombies)
+	}
+}
+
+// TestContainerWarm serves invocations from a WARM example container: the
+// envelope's answer carries the result, the envelope's callback_url (this
+// test, through host.docker.internal) gets it too, a refused payload answers
+// 500, and docker stop ends the container at once with exit code 0.
+//
+// Covers: WD-SRV-001, WD-SRV-007, WD-SRV-010, WD-PID1-002
+func TestContainerWarm(t *testing.T) {
+	t.Parallel()
+	d := requireDocker(t)
+	ex := exampleByDir(t, "python-fastapi-warm")
+	cfg := requireImage(t, d, ex.Image)
+	port := cfg.Env["WARM_PORT"]
+	if port == "" {
+		port = "8080"
+	}
+	recv := startReceiver(t)
+	c := startContainer(t, d, conformance.ContainerSpec{Image: ex.Image, Expose: []string{port + "/tcp"}})
+	base, err := c.Endpoint(context.Background(), port+"/tcp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitHealthy(t, base+"/health", 30*time.Second)
+
+	invoke := func(envelope map[string]any) (int, conformance.ResultBody) {
+		t.Helper()
+		body, _ := json.Marshal(envelope)
+		resp, err := http.Post(base+"/invoke", "application/json", strings.NewReader(string(body)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var res conformance.ResultBody
+		if err := json.NewDecoder(resp.Body).Decode(&res); err != nil {
+			t.Fatalf("POST /invoke: %v", err)
+		}
+		return resp.StatusCode, res
+	}
+
+	id := randomID("warm")
+	status, res := invoke(map[string]any{"execution_id": id, "trace_id": "trace-" + id,
+		"callback_url": recv.ContainerURL(), "payload": ex.Example.Payload})
+	if status != http.StatusOK || !res.Success {
+		t.Fatalf("POST /invoke: %d %+v", status, res)
+	}
+	if diff, _ := conformance.DiffJSON(ex.Example.Output, res.Output); diff != "" {
+		t.Errorf("output (-want +got):\n%s", diff)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	calls, err := recv.Wait(ctx, id, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cb, err := calls[0].Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff, _ := conformance.DiffJSON(ex.Example.Output, cb.Output); !cb.Success || diff != "" || calls[0].Header.Get("X-Trace-Id") != "trace-"+id {
+		t.Errorf("callback %s %s: want the same successful result, with X-Trace-Id", calls[0].Header, calls[0].Body)
+	}
+
+	status, res = invoke(map[string]any{"execution_id": randomID("warm-bad"), "payload": json.RawMessage(badPayload)})
+	if status != http.StatusInternalServerError || res.Code() != "FUNCTION_ERROR" {
+		t.Errorf("bad payload: %d %+v, want 500 FUNCTION_ERROR", status, res)
+	}
+
+	took, err := c.Stop(context.Background(), 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := c.State(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.ExitCode != 0 || took > 3*time.Second {
+		t.Errorf("docker stop took %v, exit code %d; want exit code 0 within 3s\n%s", took, st.ExitCode, logsOf(t, c))
+	}
+	t.Logf("docker stop took %v", took)
+}
