@@ -10,6 +10,9 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"nanofaas.dev/watchdog/callbacktest"
+	"nanofaas.dev/watchdog/result"
 )
 
 // checks are the RT requirements `conformance run` checks, by id. SPEC.md
@@ -92,7 +95,7 @@ func checkEntrypoint(s *session) verdict {
 	if len(r.calls) != 1 {
 		return fail("%d results were delivered for the invocation, want exactly 1 (container exit code %d)%s", len(r.calls), r.exitCode, logTail(r.logs))
 	}
-	if want := CallbackPath + "/" + r.id + ":complete"; r.calls[0].Path != want {
+	if want := callbacktest.ExecutionsPath + "/" + r.id + ":complete"; r.calls[0].Path != want {
 		return fail("the result went to %s, want %s", r.calls[0].Path, want)
 	}
 	if r.exitCode != 0 {
@@ -318,7 +321,7 @@ func checkOutput(s *session) verdict {
 }
 
 // badOutcome is the result the bad payload got.
-func badOutcome(s *session) (res *ResultBody, status int, blocked string, err error) {
+func badOutcome(s *session) (res *result.Result, status int, blocked string, err error) {
 	if s.mode == "WARM" {
 		w := s.warm()
 		if !w.ready {
@@ -357,10 +360,10 @@ func checkBadPayload(s *session) verdict {
 		return fail("%v", err)
 	case res.Success:
 		return fail("the bad payload succeeded with output %s", oneLine(string(res.Output), 200))
-	case res.Code() == "TIMEOUT":
+	case res.ErrorCode() == result.Timeout:
 		return fail("the function hung on the bad payload until TIMEOUT_MS: %s", oneLine(res.Error.Message, 200))
-	case res.Code() != "FUNCTION_ERROR":
-		return fail("%s: %s", res.Code(), oneLine(res.Error.Message, 300))
+	case res.ErrorCode() != result.FunctionError:
+		return fail("%s: %s", res.ErrorCode(), oneLine(res.Error.Message, 300))
 	}
 	msg := res.Error.Message
 	if s.mode == "HTTP" || s.mode == "WARM" {

@@ -14,6 +14,9 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"nanofaas.dev/watchdog/callbacktest"
+	"nanofaas.dev/watchdog/result"
 )
 
 // DefaultPayload is the payload of `conformance run` without --payload.
@@ -208,7 +211,7 @@ func runSpec(ctx context.Context, spec *Spec, o Options) (*Report, error) {
 	if !isMode(mode) {
 		return nil, fmt.Errorf("mode %q: want HTTP, STDIO, FILE or WARM", o.Mode)
 	}
-	recv, err := StartReceiver()
+	recv, err := StartReceiver(nil)
 	if err != nil {
 		return nil, err
 	}
@@ -313,7 +316,7 @@ type session struct {
 	mode string
 	img  *ImageConfig
 	d    *Docker
-	recv *Receiver
+	recv *callbacktest.Receiver
 
 	mu     sync.Mutex
 	probes map[probe]*probeRun
@@ -399,8 +402,8 @@ type oneShot struct {
 	env      map[string]string
 	err      error // the run itself failed (could not start, did not exit)
 	exitCode int
-	calls    []Callback
-	result   *ResultBody
+	calls    []callbacktest.Call
+	result   *result.Result
 	logs     []byte
 	events   []logEvent
 }
@@ -410,7 +413,7 @@ func (r *oneShot) resultCode() string {
 	if r.result == nil {
 		return "NO RESULT"
 	}
-	return r.result.Code()
+	return string(r.result.ErrorCode())
 }
 
 // blocked reports whether the run never reached the function's code: the
@@ -444,7 +447,7 @@ func newID(kind string) string {
 func (s *session) oneShotEnv(id string, payload json.RawMessage, grace time.Duration) map[string]string {
 	return map[string]string{
 		"EXECUTION_ID":       id,
-		"CALLBACK_URL":       s.recv.ContainerURL(),
+		"CALLBACK_URL":       ContainerURL(s.recv),
 		"TRACE_ID":           "trace-" + id,
 		"INVOCATION_PAYLOAD": string(payload),
 		"TIMEOUT_MS":         strconv.FormatInt(s.o.Timeout.Milliseconds(), 10),
@@ -550,10 +553,11 @@ func (s *session) runOneShot(ctx context.Context, p probe) *oneShot {
 	r.calls = s.recv.For(id)
 	if len(r.calls) > 0 {
 		res, err := r.calls[0].Result()
-		if err != nil && r.err == nil {
+		if err == nil {
+			r.result = &res
+		} else if r.err == nil {
 			r.err = err
 		}
-		r.result = res
 	}
 	return r
 }

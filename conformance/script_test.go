@@ -18,6 +18,7 @@ import (
 	"nanofaas.dev/conformance"
 	emulator "nanofaas.dev/emulator/cli"
 	"nanofaas.dev/watchdog/cli"
+	"nanofaas.dev/watchdog/result"
 	"nanofaas.dev/watchdog/scripttest"
 )
 
@@ -162,8 +163,8 @@ func cmdJSONOutput(ts *testscript.TestScript, neg bool, args []string) {
 	}
 	data, err := os.ReadFile(ts.MkAbs(args[0]))
 	ts.Check(err)
-	var res conformance.ResultBody
-	if err := json.Unmarshal(data, &res); err != nil {
+	res, err := result.Decode(data)
+	if err != nil {
 		ts.Fatalf("json-output: %s is not a result: %v", args[0], err)
 	}
 	diff := "not a success"

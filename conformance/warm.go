@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"nanofaas.dev/watchdog/result"
 )
 
 // warmInvocations is how many invocations the warm sequence sends.
@@ -21,7 +23,7 @@ type warmCall struct {
 	id     string
 	status int
 	body   []byte
-	result *ResultBody
+	result *result.Result
 	err    error
 }
 
@@ -179,8 +181,7 @@ func (s *session) invokeWarm(ctx context.Context, client *http.Client, base stri
 		call.err = fmt.Errorf("POST /invoke: reading the answer: %v", err)
 		return call
 	}
-	var res ResultBody
-	if err := json.Unmarshal(call.body, &res); err == nil {
+	if res, err := result.Decode(call.body); err == nil {
 		call.result = &res
 	} else {
 		call.err = fmt.Errorf("POST /invoke answered HTTP %d with a body that is not a result: %s", call.status, oneLine(string(call.body), 200))

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"nanofaas.dev/watchdog/result"
 )
 
 // Instance is a watchdog in server mode for one function: started on first
@@ -114,7 +116,7 @@ type envelope struct {
 }
 
 // post sends the invocation; a 429 (busy) is retried after Retry-After.
-func (in *Instance) post(ctx context.Context, fn *Function, inv Invocation) (*Result, error) {
+func (in *Instance) post(ctx context.Context, fn *Function, inv Invocation) (*result.Result, error) {
 	timeout := inv.timeout(fn)
 	body, err := json.Marshal(envelope{ExecutionID: inv.ID, TraceID: inv.TraceID, Payload: inv.Payload, TimeoutMs: timeout.Milliseconds()})
 	if err != nil {
@@ -158,8 +160,8 @@ func (in *Instance) post(ctx context.Context, fn *Function, inv Invocation) (*Re
 				return nil, fmt.Errorf("the warm watchdog stayed busy (429): %w", callCtx.Err())
 			}
 		}
-		var res Result
-		if err := json.Unmarshal(data, &res); err != nil || (!res.Success && res.Error == nil) {
+		res, err := result.Decode(data)
+		if err != nil || (!res.Success && res.Error == nil) {
 			return nil, fmt.Errorf("POST %s answered %d with no result: %s", url, resp.StatusCode, excerpt(data))
 		}
 		return &res, nil

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"nanofaas.dev/watchdog/result"
 )
 
 // CallbackPath is where the watchdog posts results: CALLBACK_URL is
@@ -22,37 +24,11 @@ const CallbackPath = "/v1/internal/executions"
 // default is 32 MiB, plus the envelope).
 const maxResultBytes = 64 << 20
 
-// ErrorInfo is a failed invocation's error.
-type ErrorInfo struct {
-	Code    string `json:"code"`
-	Message string `json:"message"`
-}
-
-// Result is what a watchdog reports for one invocation: the seed's
-// {success, output, error} plus the facts it adds.
-type Result struct {
-	Success     bool            `json:"success"`
-	Output      json.RawMessage `json:"output"`
-	Error       *ErrorInfo      `json:"error"`
-	ExitCode    *int            `json:"exit_code,omitempty"`
-	DurationMs  *int64          `json:"duration_ms,omitempty"`
-	ExecutionID string          `json:"execution_id,omitempty"`
-}
-
-// Status is "success" or the error code.
-func (r *Result) Status() string {
-	if r.Success {
-		return "success"
-	}
-	if r.Error != nil && r.Error.Code != "" {
-		return r.Error.Code
-	}
-	return "FUNCTION_ERROR"
-}
-
-// Callback is one delivered result.
+// Callback is one delivered result: the watchdog's result body (a
+// watchdog that reports no duration_ms leaves DurationMs at
+// result.NoDuration).
 type Callback struct {
-	Result Result
+	Result result.Result
 	At     time.Time
 }
 
@@ -61,7 +37,7 @@ type Callback struct {
 type Receiver struct {
 	// Unknown is called for a callback nobody expects; it returns the
 	// status to answer (the default answers 404).
-	Unknown func(id string, res Result) int
+	Unknown func(id string, res result.Result) int
 	// Log receives one line for every callback that is refused.
 	Log func(format string, args ...any)
 
@@ -113,18 +89,12 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		writeError(w, http.StatusMethodNotAllowed, "METHOD_NOT_ALLOWED", "use POST")
 		return
 	}
-	body, err := io.ReadAll(io.LimitReader(req.Body, maxResultBytes+1))
+	body, ok := readBody(w, req, "TOO_LARGE", fmt.Sprintf("a result is at most %d bytes", maxResultBytes))
+	if !ok {
+		return
+	}
+	res, err := result.DecodeFrom(bytes.NewReader(body))
 	if err != nil {
-		writeError(w, http.StatusBadRequest, "BAD_REQUEST", "cannot read the body: "+err.Error())
-		return
-	}
-	if len(body) > maxResultBytes {
-		writeError(w, http.StatusRequestEntityTooLarge, "TOO_LARGE", fmt.Sprintf("a result is at most %d bytes", maxResultBytes))
-		return
-	}
-	var res Result
-	dec := json.NewDecoder(bytes.NewReader(body))
-	if err := dec.Decode(&res); err != nil {
 		r.logf("callback for %s refused: the body is not a result: %v", id, err)
 		writeError(w, http.StatusBadRequest, "BAD_REQUEST", "the body must be {\"success\":bool,\"output\":...,\"error\":null|{\"code\",\"message\"}}: "+err.Error())
 		return
@@ -194,6 +164,30 @@ func (l *listener) Close() {
 	defer cancel()
 	_ = l.srv.Shutdown(ctx)
 	_ = l.srv.Close()
+}
+
+// ErrorInfo is the error object of the control plane's API,
+// {"code","message"}: an execution's error (a watchdog's error code, or
+// CONFIG_ERROR / WATCHDOG_ERROR) or a refused request's. It has the shape of
+// a result's error (result.Error) but not its codes.
+type ErrorInfo struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// readBody reads a request's body, at most maxResultBytes. When it cannot,
+// it answers 400, or 413 with code and tooLarge, and reports false.
+func readBody(w http.ResponseWriter, req *http.Request, code, tooLarge string) ([]byte, bool) {
+	body, err := io.ReadAll(io.LimitReader(req.Body, maxResultBytes+1))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "BAD_REQUEST", "cannot read the body: "+err.Error())
+		return nil, false
+	}
+	if len(body) > maxResultBytes {
+		writeError(w, http.StatusRequestEntityTooLarge, code, tooLarge)
+		return nil, false
+	}
+	return body, true
 }
 
 // writeError answers a JSON error: {"error":{"code","message"}}.

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"nanofaas.dev/watchdog/result"
 )
 
 // Statuses that are not the watchdog's error codes.
@@ -102,7 +104,7 @@ func ValidExecutionID(id string) bool {
 type Outcome struct {
 	Report
 	// Result is what the watchdog reported (nil when it reported nothing).
-	Result *Result
+	Result *result.Result
 	// Problem explains an outcome without a result.
 	Problem string
 	Started time.Time
@@ -110,7 +112,7 @@ type Outcome struct {
 }
 
 // finish fills the report from the result and the timings.
-func (o *Outcome) finish(res *Result, arrived time.Time) {
+func (o *Outcome) finish(res *result.Result, arrived time.Time) {
 	o.Result = res
 	o.Ended = arrived
 	o.TotalMs = arrived.Sub(o.Started).Milliseconds()
@@ -120,8 +122,8 @@ func (o *Outcome) finish(res *Result, arrived time.Time) {
 	}
 	o.Status = res.Status()
 	o.ExitCode = res.ExitCode
-	if res.DurationMs != nil {
-		o.DurationMs = *res.DurationMs
+	if res.DurationMs != result.NoDuration {
+		o.DurationMs = res.DurationMs
 		o.InitMs = max(o.TotalMs-o.DurationMs, 0)
 	}
 }

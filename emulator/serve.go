@@ -14,6 +14,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"nanofaas.dev/watchdog/result"
 )
 
 // Execution statuses of the control-plane API.
@@ -314,13 +316,8 @@ func (s *Server) handleCall(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "FUNCTION_NOT_FOUND", fmt.Sprintf("no function %q; registered: %s", name, strings.Join(s.names(), ", ")))
 		return
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxResultBytes+1))
-	if err != nil {
-		writeError(w, http.StatusBadRequest, "BAD_REQUEST", "cannot read the body: "+err.Error())
-		return
-	}
-	if len(body) > maxResultBytes {
-		writeError(w, http.StatusRequestEntityTooLarge, "PAYLOAD_TOO_LARGE", fmt.Sprintf("the body is over %d bytes", maxResultBytes))
+	body, ok := readBody(w, r, "PAYLOAD_TOO_LARGE", fmt.Sprintf("the body is over %d bytes", maxResultBytes))
+	if !ok {
 		return
 	}
 	var req invocationRequest
@@ -466,7 +463,7 @@ func (s *Server) trimLocked() {
 
 // lateCallback answers a callback that no run waits for: a known execution
 // (a duplicate or late delivery) is acknowledged, an unknown one refused.
-func (s *Server) lateCallback(id string, res Result) int {
+func (s *Server) lateCallback(id string, res result.Result) int {
 	s.mu.Lock()
 	_, known := s.execs[id]
 	s.mu.Unlock()

@@ -33,6 +33,7 @@ func Run(ctx context.Context, env []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "watchdog: configuration error: %v (see watchdog --help)\n", err)
 		return ExitConfig
 	}
+	tuneRuntime()
 	errOut := logging.NewSyncWriter(stderr)
 	log := logging.New(errOut, cfg.LogLevel, cfg.LogFormat)
 	if cfg.Lifecycle == config.OneShot {

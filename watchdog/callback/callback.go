@@ -21,12 +21,138 @@ import (
 const maxBackoff = 5 * time.Second
 
 // URL returns where the result of execution id is posted: base as given when
-// it already ends in ":complete", otherwise base/{id}:complete.
+// its path already ends in ":complete", otherwise base/{id}:complete. The id
+// goes into the path, before any query or fragment of base (appended after
+// them, it would be lost in the query or never sent at all).
 func URL(base, id string) string {
-	if strings.HasSuffix(base, ":complete") {
+	path, rest := base, ""
+	if i := strings.IndexAny(base, "?#"); i >= 0 {
+		path, rest = base[:i], base[i:]
+	}
+	if strings.HasSuffix(path, ":complete") {
 		return base
 	}
-	return strings.TrimRight(base, "/") + "/" + url.PathEscape(id) + ":complete"
+	return escapeBasePath(strings.TrimRight(path, "/")) + "/" + url.PathEscape(id) + ":complete" + rest
+}
+
+// escapeBasePath percent-encodes the bytes of the path of base (scheme and
+// authority left alone) that a URL path cannot hold as they are, such as a
+// blank. Otherwise net/url drops the escaped form of the whole path and
+// re-escapes the decoded one, and the "%2F" of an id with a slash goes out
+// as a real "/" (an id "../../x" would leave the base path).
+func escapeBasePath(s string) string {
+	i := strings.Index(s, "://")
+	if i < 0 {
+		return s
+	}
+	j := strings.IndexByte(s[i+3:], '/')
+	if j < 0 {
+		return s
+	}
+	j += i + 3
+	var b strings.Builder
+	for k := j; k < len(s); k++ {
+		c := s[k]
+		if pathByte(c) || c == '%' && k+2 < len(s) && isHex(s[k+1]) && isHex(s[k+2]) {
+			continue
+		}
+		if b.Len() == 0 {
+			b.WriteString(s[:k])
+		} else {
+			b.WriteString(s[j:k])
+		}
+		fmt.Fprintf(&b, "%%%02X", c)
+		j = k + 1
+	}
+	if b.Len() == 0 {
+		return s
+	}
+	b.WriteString(s[j:])
+	return b.String()
+}
+
+// pathByte reports whether c may appear in a URL path as it is.
+func pathByte(c byte) bool {
+	switch {
+	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		return true
+	}
+	return strings.IndexByte("-._~!$&'()*+,;=:@/", c) >= 0
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+// Allowed reports whether target, an absolute http(s) URL, is under one of
+// prefixes (CALLBACK_ALLOWED_PREFIXES): the same scheme, the same host and
+// port (a missing port is the scheme's default), and a path that starts with
+// the prefix's path at a segment boundary (a prefix "/v1/cb" allows "/v1/cb"
+// and "/v1/cb/x", not "/v1/cbx"). A target with a user:password part, or
+// whose path as sent has a "." or ".." segment in any disguise ("%2e%2e",
+// "..;x" which Tomcat reads as "..", "x%2F..%2Fy" for servers that decode
+// slashes), is never allowed: what a server makes of those is not what the
+// prefix says.
+func Allowed(target string, prefixes []string) bool {
+	t, err := url.Parse(target)
+	if err != nil || t.User != nil || t.Host == "" || t.Opaque != "" || hasDotSegment(t.EscapedPath()) {
+		return false
+	}
+	for _, prefix := range prefixes {
+		p, err := url.Parse(prefix)
+		if err != nil || p.Host == "" || p.Scheme != t.Scheme || !sameHost(p, t) {
+			continue
+		}
+		if underPath(t.Path, p.Path) {
+			return true
+		}
+	}
+	return false
+}
+
+// hasDotSegment reports whether an escaped path has a segment that is, or
+// decodes to, "." or "..", also before a ";" parameter or behind an
+// encoded slash.
+func hasDotSegment(escaped string) bool {
+	for _, seg := range strings.Split(escaped, "/") {
+		seg, _, _ = strings.Cut(seg, ";")
+		decoded, err := url.PathUnescape(seg)
+		if err != nil {
+			return true
+		}
+		for _, piece := range strings.Split(decoded, "/") {
+			if piece == "." || piece == ".." {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func sameHost(a, b *url.URL) bool {
+	return strings.EqualFold(a.Hostname(), b.Hostname()) && portOf(a) == portOf(b)
+}
+
+func portOf(u *url.URL) string {
+	if p := u.Port(); p != "" {
+		return p
+	}
+	if u.Scheme == "https" {
+		return "443"
+	}
+	return "80"
+}
+
+// underPath reports whether path is prefix or below it, at a segment boundary.
+func underPath(path, prefix string) bool {
+	if prefix == "" || prefix == "/" {
+		return true
+	}
+	if !strings.HasPrefix(path, prefix) {
+		return false
+	}
+	rest := path[len(prefix):]
+	return rest == "" || strings.HasSuffix(prefix, "/") || rest[0] == '/'
 }
 
 // Client posts results.
@@ -41,9 +167,13 @@ type Client struct {
 // NewClient returns a client that does not follow redirects (a redirected
 // POST would lose its body) and honours the proxy environment variables.
 func NewClient(attempts int, backoff, attemptTimeout time.Duration, log *slog.Logger) *Client {
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	// The answer's headers are read and dropped: a receiver (maybe one a
+	// request chose) that sends them without end costs at most this much.
+	transport.MaxResponseHeaderBytes = 64 << 10
 	return &Client{
 		HTTP: &http.Client{
-			Transport:     http.DefaultTransport.(*http.Transport).Clone(),
+			Transport:     transport,
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		},
 		Attempts:       attempts,
@@ -131,10 +261,17 @@ func (c *Client) post(ctx context.Context, target, executionID, traceID string, 
 	}
 }
 
+// maxRetryAfter bounds a Retry-After value before it becomes a duration,
+// so that a huge one cannot overflow (the wait is capped at maxBackoff anyway).
+const maxRetryAfter = 24 * time.Hour
+
 func retryAfter(v string) time.Duration {
 	secs, err := strconv.Atoi(strings.TrimSpace(v))
 	if err != nil || secs < 0 {
 		return 0
+	}
+	if secs > int(maxRetryAfter/time.Second) {
+		return maxRetryAfter
 	}
 	return time.Duration(secs) * time.Second
 }

@@ -35,6 +35,20 @@ type Behaviour struct {
 	Hang bool
 	// Listen is the address to listen on (default 127.0.0.1:0).
 	Listen string
+	// Statuses, when not empty, answers request n with Statuses[n] (0:
+	// reset the connection), and 200 once they run out; it replaces
+	// FailFirst and FailStatus.
+	Statuses []int
+	// Delay holds every answer back this long (or until the client gives up).
+	Delay time.Duration
+	// Location is sent with every answer that is not 2xx (for redirects).
+	Location string
+	// OnlyCallbacks answers 404 to, and does not record, every request but
+	// a POST under ExecutionsPath (see wait.go).
+	OnlyCallbacks bool
+	// Before, when set, runs for every recorded request before it is
+	// answered; the sender waits for the answer meanwhile.
+	Before func(Call)
 }
 
 // Receiver is a running callback receiver.
@@ -76,21 +90,42 @@ func (r *Receiver) Port() int { return r.ln.Addr().(*net.TCPAddr).Port }
 
 // ServeHTTP records the request and answers it as the behaviour says.
 func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	if r.refuses(w, req) {
+		return
+	}
 	body, _ := io.ReadAll(io.LimitReader(req.Body, 256<<20))
 	r.mu.Lock()
 	n := len(r.calls)
 	fail := r.b.FailFirst < 0 || n < r.b.FailFirst
+	failStatus, reset := r.b.FailStatus, r.b.Reset
+	if len(r.b.Statuses) > 0 {
+		fail = n < len(r.b.Statuses) && r.b.Statuses[n]/100 != 2
+		if fail {
+			failStatus = r.b.Statuses[n]
+			reset = failStatus == 0
+		}
+	}
 	call := Call{Path: req.URL.Path, Header: req.Header.Clone(), Body: body, At: time.Now()}
 	if !fail {
 		call.Status = http.StatusOK
-	} else if !r.b.Reset && !r.b.Hang {
-		call.Status = r.b.FailStatus
+	} else if !reset && !r.b.Hang {
+		call.Status = failStatus
 	}
 	r.calls = append(r.calls, call)
 	close(r.changed)
 	r.changed = make(chan struct{})
 	r.mu.Unlock()
 
+	if r.b.Before != nil {
+		r.b.Before(call)
+	}
+	if r.b.Delay > 0 {
+		select {
+		case <-time.After(r.b.Delay):
+		case <-req.Context().Done():
+		case <-r.closing:
+		}
+	}
 	switch {
 	case !fail:
 		w.WriteHeader(http.StatusOK)
@@ -99,7 +134,7 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		case <-req.Context().Done():
 		case <-r.closing:
 		}
-	case r.b.Reset:
+	case reset:
 		if hj, ok := w.(http.Hijacker); ok {
 			if conn, _, err := hj.Hijack(); err == nil {
 				if tcp, ok := conn.(*net.TCPConn); ok {
@@ -110,8 +145,11 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		}
 	default:
 		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(r.b.FailStatus)
-		fmt.Fprintf(w, `{"error":"failing on purpose (%d)"}`, r.b.FailStatus)
+		if r.b.Location != "" {
+			w.Header().Set("Location", r.b.Location)
+		}
+		w.WriteHeader(failStatus)
+		fmt.Fprintf(w, `{"error":"failing on purpose (%d)"}`, failStatus)
 	}
 }
 
@@ -135,19 +173,11 @@ func (r *Receiver) Delivered() []Call {
 
 // WaitDelivered waits until n results were delivered, or ctx ends.
 func (r *Receiver) WaitDelivered(ctx context.Context, n int) ([]Call, error) {
-	for {
-		r.mu.Lock()
-		changed := r.changed
-		r.mu.Unlock()
-		if d := r.Delivered(); len(d) >= n {
-			return d, nil
-		}
-		select {
-		case <-ctx.Done():
-			return r.Delivered(), fmt.Errorf("waited for %d delivered callbacks, got %d (of %d requests): %w", n, len(r.Delivered()), len(r.Calls()), ctx.Err())
-		case <-changed:
-		}
+	var d []Call
+	if err := r.waitUntil(ctx, func() bool { d = r.Delivered(); return len(d) >= n }); err != nil {
+		return r.Delivered(), fmt.Errorf("waited for %d delivered callbacks, got %d (of %d requests): %w", n, len(r.Delivered()), len(r.Calls()), err)
 	}
+	return d, nil
 }
 
 // Close stops the receiver.

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Protocol is how the watchdog talks to the function process.
@@ -72,6 +73,9 @@ type Config struct {
 	CallbackAttempts int
 	CallbackBackoff  time.Duration
 	CallbackTimeout  time.Duration
+	// CallbackAllowedPrefixes, when not empty, are the only URL prefixes a
+	// callback_url taken from an /invoke request may start with.
+	CallbackAllowedPrefixes []string
 
 	FunctionName string
 	Subreaper    bool
@@ -129,6 +133,8 @@ func New(env []string) (Config, error) {
 	c.ExecutionID = p.str("EXECUTION_ID")
 	c.CallbackURL = p.url("CALLBACK_URL", false)
 	c.TraceID = p.str("TRACE_ID")
+	p.id("EXECUTION_ID", c.ExecutionID)
+	p.id("TRACE_ID", c.TraceID)
 	if c.Lifecycle == OneShot && p.err == nil {
 		if c.ExecutionID == "" {
 			p.fail("EXECUTION_ID", "", "one-shot mode needs the execution id (or set WARM=true for server mode)")
@@ -175,6 +181,7 @@ func New(env []string) (Config, error) {
 	c.CallbackAttempts = int(p.positive("CALLBACK_ATTEMPTS"))
 	c.CallbackBackoff = p.millis("CALLBACK_BACKOFF_MS", true)
 	c.CallbackTimeout = p.millis("CALLBACK_TIMEOUT_MS", false)
+	c.CallbackAllowedPrefixes = p.prefixes("CALLBACK_ALLOWED_PREFIXES")
 
 	c.FunctionName = p.str("FUNCTION_NAME")
 	c.Subreaper = p.boolean("WATCHDOG_SUBREAPER")
@@ -320,6 +327,66 @@ func checkHTTPURL(s string) error {
 		return fmt.Errorf("no host")
 	}
 	return nil
+}
+
+// MaxIDBytes is the longest execution or trace id accepted.
+const MaxIDBytes = 1024
+
+// CheckID says what is wrong with an execution or trace id, or "". An id
+// travels as an HTTP header (X-Execution-Id, X-Trace-Id), in the function's
+// environment and in the callback URL, so it must be UTF-8 text without
+// control characters or surrounding blanks, of at most MaxIDBytes bytes.
+func CheckID(id string) string {
+	switch {
+	case len(id) > MaxIDBytes:
+		return fmt.Sprintf("%d bytes, over the %d allowed", len(id), MaxIDBytes)
+	case !utf8.ValidString(id):
+		return "not valid UTF-8"
+	case strings.TrimSpace(id) != id:
+		return "leading or trailing blanks"
+	}
+	for i := 0; i < len(id); i++ {
+		if c := id[i]; c < 0x20 || c == 0x7f {
+			return "a control character"
+		}
+	}
+	return ""
+}
+
+func (p *parser) id(name, value string) {
+	if msg := CheckID(value); msg != "" {
+		p.fail(name, value, "UTF-8 text of at most 1024 bytes without control characters or surrounding blanks (it travels as an HTTP header); this one has "+msg)
+	}
+}
+
+// prefixes parses a comma-separated list of callback URL prefixes: each an
+// absolute http(s) URL with a host and no query, fragment or credentials.
+func (p *parser) prefixes(name string) []string {
+	raw := p.raw(name)
+	if strings.TrimSpace(raw) == "" {
+		return nil
+	}
+	var out []string
+	for _, item := range strings.Split(raw, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		if err := checkHTTPURL(item); err != nil {
+			p.fail(name, raw, "comma-separated absolute http:// or https:// URL prefixes; "+strconv.Quote(item)+" is not one ("+err.Error()+")")
+			return nil
+		}
+		u, _ := url.Parse(item)
+		if u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || u.User != nil {
+			p.fail(name, raw, "comma-separated URL prefixes without query, fragment or user:password; "+strconv.Quote(item)+" has one")
+			return nil
+		}
+		out = append(out, item)
+	}
+	if len(out) == 0 {
+		p.fail(name, raw, "at least one http:// or https:// URL prefix, e.g. http://control-plane:8080/v1/internal/executions")
+	}
+	return out
 }
 
 func (p *parser) runtimeURL(lc Lifecycle) (string, int) {

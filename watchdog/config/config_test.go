@@ -193,7 +193,7 @@ func TestVariablesDocumented(t *testing.T) {
 	}
 	p := &parser{vals: map[string]string{}}
 	for name := range documented {
-		if name == "HEALTH_URL" || name == "EXECUTION_ID" || name == "CALLBACK_URL" || name == "TRACE_ID" || name == "WARM_AUTH_TOKEN" {
+		if name == "HEALTH_URL" || name == "EXECUTION_ID" || name == "CALLBACK_URL" || name == "TRACE_ID" || name == "WARM_AUTH_TOKEN" || name == "CALLBACK_ALLOWED_PREFIXES" {
 			continue
 		}
 		if p.str(name) == "" {

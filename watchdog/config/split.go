@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"strings"
+	"unicode/utf8"
 )
 
 // SplitCommand splits a command line the way a POSIX shell splits words:
@@ -12,52 +13,56 @@ import (
 // expanded: no variables, globs or command substitution, since the command is
 // run without a shell.
 func SplitCommand(line string) ([]string, error) {
+	// The line is read byte by byte: every special character is ASCII, so
+	// UTF-8 text passes through intact, and so do bytes that are not UTF-8
+	// (a Latin-1 file name stays that file's name).
 	var (
 		args    []string
 		current strings.Builder
 		inWord  bool
 	)
-	runes := []rune(line)
-	for i := 0; i < len(runes); i++ {
-		r := runes[i]
+	// position is the 1-based character position of byte offset i, for messages.
+	position := func(i int) int { return utf8.RuneCountInString(line[:i]) + 1 }
+	for i := 0; i < len(line); i++ {
+		c := line[i]
 		switch {
-		case r == ' ' || r == '\t' || r == '\n' || r == '\r':
+		case c == ' ' || c == '\t' || c == '\n' || c == '\r':
 			if inWord {
 				args = append(args, current.String())
 				current.Reset()
 				inWord = false
 			}
-		case r == '\\':
+		case c == '\\':
 			inWord = true
-			if i+1 >= len(runes) {
+			if i+1 >= len(line) {
 				return nil, fmt.Errorf("it ends with a lone backslash")
 			}
 			i++
-			if runes[i] != '\n' {
-				current.WriteRune(runes[i])
+			if line[i] != '\n' {
+				current.WriteByte(line[i])
 			}
-		case r == '\'':
+		case c == '\'':
 			inWord = true
-			end := indexRune(runes, i+1, '\'')
+			end := strings.IndexByte(line[i+1:], '\'')
 			if end < 0 {
-				return nil, fmt.Errorf("the single quote at position %d is not closed", i+1)
+				return nil, fmt.Errorf("the single quote at position %d is not closed", position(i))
 			}
-			current.WriteString(string(runes[i+1 : end]))
-			i = end
-		case r == '"':
+			current.WriteString(line[i+1 : i+1+end])
+			i += 1 + end
+		case c == '"':
 			inWord = true
 			start := i
 			closed := false
-			for i++; i < len(runes); i++ {
-				c := runes[i]
-				if c == '"' {
+			for i++; i < len(line); i++ {
+				d := line[i]
+				if d == '"' {
 					closed = true
 					break
 				}
-				if c == '\\' && i+1 < len(runes) {
-					switch next := runes[i+1]; next {
+				if d == '\\' && i+1 < len(line) {
+					switch next := line[i+1]; next {
 					case '"', '\\', '$', '`':
-						current.WriteRune(next)
+						current.WriteByte(next)
 						i++
 						continue
 					case '\n':
@@ -65,27 +70,18 @@ func SplitCommand(line string) ([]string, error) {
 						continue
 					}
 				}
-				current.WriteRune(c)
+				current.WriteByte(d)
 			}
 			if !closed {
-				return nil, fmt.Errorf("the double quote at position %d is not closed", start+1)
+				return nil, fmt.Errorf("the double quote at position %d is not closed", position(start))
 			}
 		default:
 			inWord = true
-			current.WriteRune(r)
+			current.WriteByte(c)
 		}
 	}
 	if inWord {
 		args = append(args, current.String())
 	}
 	return args, nil
-}
-
-func indexRune(runes []rune, from int, want rune) int {
-	for i := from; i < len(runes); i++ {
-		if runes[i] == want {
-			return i
-		}
-	}
-	return -1
 }

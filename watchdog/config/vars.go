@@ -33,6 +33,7 @@ var vars = []Var{
 	{"CALLBACK_ATTEMPTS", "4", "Callback delivery attempts (>= 1); transport errors, 408, 429 and 5xx are retried."},
 	{"CALLBACK_BACKOFF_MS", "200", "Delay before the second callback attempt, doubled for each later one (capped at 5s)."},
 	{"CALLBACK_TIMEOUT_MS", "10000", "Timeout of each callback attempt, in milliseconds (> 0)."},
+	{"CALLBACK_ALLOWED_PREFIXES", "", "Server mode: comma-separated URL prefixes (e.g. http://control-plane:8080/v1/internal/executions); when set, an /invoke callback_url outside them is refused with 400. CALLBACK_URL itself is trusted."},
 	{"FUNCTION_NAME", "unknown", "Function name used in metrics labels."},
 	{"WATCHDOG_SUBREAPER", "false", "true: become a child subreaper and reap orphans even when not PID 1."},
 	{"LOG_LEVEL", "info", "debug, info, warn or error."},

@@ -41,7 +41,7 @@ func Run(ctx context.Context, cfg config.Config, deps protocol.Deps, cb *callbac
 	}
 	log.Info("invocation finished", "success", res.Success, "error_code", string(res.ErrorCode()), "duration_ms", res.DurationMs)
 	if res.Error != nil {
-		log.Info("invocation failed", "error_code", string(res.Error.Code), "message", res.Error.Message)
+		log.Info("invocation failed", "error_code", string(res.Error.Code), "message", res.Error.LogMessage())
 	}
 	return Deliver(context.WithoutCancel(ctx), cfg.CallbackURL, cfg.ExecutionID, cfg.TraceID, res, cb, log)
 }

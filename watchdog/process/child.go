@@ -40,12 +40,14 @@ type Child struct {
 	pumps   sync.WaitGroup
 	capture *Capture
 	tail    Tail
-	finish  sync.Once
+	// stderrDone is closed when stderr has reached end-of-file.
+	stderrDone chan struct{}
+	finish     sync.Once
 }
 
 // StartChild starts a process described by o.
 func (m *Manager) StartChild(o Options) (*Child, error) {
-	c := &Child{manager: m}
+	c := &Child{manager: m, stderrDone: make(chan struct{})}
 	var closeAfterStart []*os.File
 	cleanup := func() {
 		for _, f := range closeAfterStart {
@@ -95,6 +97,7 @@ func (m *Manager) StartChild(o Options) (*Child, error) {
 	c.pumps.Add(2)
 	go func() {
 		defer c.pumps.Done()
+		defer close(c.stderrDone)
 		pumpLines(stderrR, sinkOrDiscard(o.StderrSink), &c.tail)
 	}()
 	go func() {
@@ -155,3 +158,18 @@ func (c *Child) Stdout() (data []byte, overflowed bool) {
 
 // StderrTail returns the last few KiB the process wrote to stderr.
 func (c *Child) StderrTail() string { return c.tail.String() }
+
+// StderrTailWithin waits up to d for stderr to reach end-of-file (the
+// process, and whatever inherited its stderr, has exited), then returns the
+// last few KiB written to it. Right after the process has exited, what it
+// wrote last may still be in the pipe: the exit and the pipe are noticed
+// independently.
+func (c *Child) StderrTailWithin(d time.Duration) string {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-c.stderrDone:
+	case <-t.C:
+	}
+	return c.tail.String()
+}

@@ -39,10 +39,25 @@ func (t *Tail) String() string {
 	return string(t.buf)
 }
 
+// The buffers of the pumps are reused from one process to the next: a
+// process per invocation would otherwise allocate 96 KiB of them each time
+// (a line reader for stderr, a chunk for the captured stdout), most of what
+// a STDIO invocation allocates. Writers never keep what they are given
+// (io.Writer's contract), and a capture copies what it keeps.
+var (
+	lineReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, maxLine) }}
+	chunks      = sync.Pool{New: func() any { b := make([]byte, 32*1024); return &b }}
+)
+
 // pumpLines copies r to w one line per Write, splitting lines longer than
 // maxLine, and copies everything to tail as well when tail is not nil.
 func pumpLines(r io.Reader, w io.Writer, tail *Tail) {
-	br := bufio.NewReaderSize(r, maxLine)
+	br := lineReaders.Get().(*bufio.Reader)
+	br.Reset(r)
+	defer func() {
+		br.Reset(nil)
+		lineReaders.Put(br)
+	}()
 	for {
 		line, err := br.ReadSlice('\n')
 		if len(line) > 0 {
@@ -71,7 +86,9 @@ type Capture struct {
 
 // pump reads r to its end; onOverflow runs once when the limit is passed.
 func (c *Capture) pump(r io.Reader, onOverflow func()) {
-	chunk := make([]byte, 32*1024)
+	bp := chunks.Get().(*[]byte)
+	defer chunks.Put(bp)
+	chunk := *bp
 	for {
 		n, err := r.Read(chunk)
 		if n > 0 && !c.overflow {

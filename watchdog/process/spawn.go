@@ -125,16 +125,22 @@ func (m *Manager) Start(spec Spec) (*Process, error) {
 	if err != nil {
 		return nil, err
 	}
-	devnull, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
-	if err != nil {
-		return nil, &SpawnError{Command: spec.Argv[0], Err: err}
-	}
-	defer devnull.Close()
-	fds := []uintptr{devnull.Fd(), devnull.Fd(), devnull.Fd()}
+	fds := make([]uintptr, 3)
+	var devnull *os.File
 	for i, f := range []*os.File{spec.Stdin, spec.Stdout, spec.Stderr} {
-		if f != nil {
-			fds[i] = f.Fd()
+		if f == nil {
+			// Opened only when a stream is not given: a STDIO function
+			// has all three, and its spawn saves the open and close.
+			if devnull == nil {
+				devnull, err = os.OpenFile(os.DevNull, os.O_RDWR, 0)
+				if err != nil {
+					return nil, &SpawnError{Command: spec.Argv[0], Err: err}
+				}
+				defer devnull.Close()
+			}
+			f = devnull
 		}
+		fds[i] = f.Fd()
 	}
 	attr := &syscall.ProcAttr{
 		Dir:   spec.Dir,

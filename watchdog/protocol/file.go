@@ -33,6 +33,12 @@ func (f *File) Invoke(ctx context.Context, inv Invocation) result.Result {
 	defer os.Remove(f.cfg.InputFile)
 	defer os.Remove(f.cfg.OutputFile)
 	if err := os.Remove(f.cfg.OutputFile); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		// On a read-only filesystem (or a directory the watchdog may not
+		// enter) the removal fails even when there is nothing to remove:
+		// call the file stale only when it is there.
+		if _, statErr := os.Lstat(f.cfg.OutputFile); statErr != nil {
+			return result.Failure(result.SpawnError, "OUTPUT_FILE %s cannot be written: %v (make its directory writable, or set OUTPUT_FILE)", f.cfg.OutputFile, err).Took(start)
+		}
 		return result.Failure(result.SpawnError, "cannot remove the stale OUTPUT_FILE %s: %v", f.cfg.OutputFile, err).Took(start)
 	}
 	payload := []byte(inv.Payload)

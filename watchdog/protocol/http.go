@@ -8,7 +8,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -17,8 +19,35 @@ import (
 	"nanofaas.dev/watchdog/result"
 )
 
-// pollInterval is how often HEALTH_URL is polled while the runtime starts.
-const pollInterval = 15 * time.Millisecond
+// HEALTH_URL is polled while the runtime starts: every pollFirst for the
+// first pollFastFor, then at intervals growing by half up to pollInterval.
+// A runtime that is ready within a few milliseconds (a compiled server) is
+// found within a millisecond of it, not up to pollInterval later; a slow
+// one (a JVM) is polled every pollInterval from about 100 ms on. A poll of
+// a port that nothing listens on yet is refused at once and costs next to
+// nothing.
+const (
+	pollFirst    = time.Millisecond
+	pollFastFor  = 50 * time.Millisecond
+	pollInterval = 15 * time.Millisecond
+)
+
+// exitedStderrWait bounds the wait for the last of a runtime's stderr
+// after it exited, for the message that quotes it. A daemon that inherited
+// stderr keeps the pipe open: the message then quotes what came so far.
+const exitedStderrWait = 100 * time.Millisecond
+
+// maxRuntimeHeaderBytes bounds the response headers of the runtime.
+const maxRuntimeHeaderBytes = 1 << 20
+
+// nextPoll returns the interval after wait, elapsed since the runtime was
+// spawned.
+func nextPoll(wait, elapsed time.Duration) time.Duration {
+	if elapsed < pollFastFor {
+		return pollFirst
+	}
+	return min(wait+wait/2, pollInterval)
+}
 
 // HTTP runs a function that is an HTTP server: it is spawned by Start,
 // polled at HEALTH_URL until ready, invoked with POST RUNTIME_URL, and
@@ -40,6 +69,8 @@ func NewHTTP(cfg config.Config, deps Deps) *HTTP {
 		MaxIdleConnsPerHost: 4,
 		IdleConnTimeout:     90 * time.Second,
 		DisableCompression:  true,
+		// A runtime that sends headers without end costs at most this much.
+		MaxResponseHeaderBytes: maxRuntimeHeaderBytes,
 	}
 	return &HTTP{cfg: cfg, deps: deps, client: &http.Client{
 		Transport:     transport,
@@ -110,6 +141,7 @@ func (h *HTTP) Start(ctx context.Context) *result.Result {
 	defer deadline.Stop()
 	exited := c.Done()
 	lastProblem := "no answer yet"
+	wait := pollFirst
 	for {
 		ok, problem := h.healthy(ctx)
 		if ok {
@@ -126,7 +158,7 @@ func (h *HTTP) Start(ctx context.Context) *result.Result {
 		case <-exited:
 			exit := c.Exit()
 			if !exit.Success() {
-				r := result.Failure(result.StartupError, "runtime exited with %s before it was ready%s", exit, stderrSuffix(c.StderrTail()))
+				r := result.Failure(result.StartupError, "runtime exited with %s before it was ready%s", exit, stderrSuffix(c.StderrTailWithin(exitedStderrWait)))
 				if exit.Signal == 0 {
 					r = r.WithExitCode(exit.Code)
 				}
@@ -135,7 +167,8 @@ func (h *HTTP) Start(ctx context.Context) *result.Result {
 			// Exit 0: the runtime may have daemonised its server; keep polling.
 			h.deps.Log.Debug("runtime process exited 0 before ready; polling on", "pid", c.Pid)
 			exited = nil
-		case <-time.After(pollInterval):
+		case <-time.After(wait):
+			wait = nextPoll(wait, time.Since(start))
 		}
 	}
 }
@@ -182,14 +215,15 @@ func (h *HTTP) Invoke(ctx context.Context, inv Invocation) result.Result {
 	if err != nil {
 		return result.Failure(result.FunctionError, "cannot build the request to RUNTIME_URL: %v", err).Took(start)
 	}
-	req.Header.Set("Content-Type", "application/json")
+	// Canonical keys set directly: no canonicalisation or slice per call.
+	req.Header["Content-Type"] = hdrJSON
 	if inv.ExecutionID != "" {
-		req.Header.Set("X-Execution-Id", inv.ExecutionID)
+		req.Header["X-Execution-Id"] = []string{inv.ExecutionID}
 	}
 	if inv.TraceID != "" {
-		req.Header.Set("X-Trace-Id", inv.TraceID)
+		req.Header["X-Trace-Id"] = []string{inv.TraceID}
 	}
-	resp, err := h.client.Do(req)
+	resp, err := h.do(req)
 	if err != nil {
 		switch {
 		case errors.Is(reqCtx.Err(), context.DeadlineExceeded) && ctx.Err() == nil:
@@ -206,13 +240,19 @@ func (h *HTTP) Invoke(ctx context.Context, inv Invocation) result.Result {
 		if errors.Is(reqCtx.Err(), context.DeadlineExceeded) && ctx.Err() == nil {
 			return result.Failure(result.Timeout, "Function exceeded timeout of %dms", inv.Timeout.Milliseconds()).Took(start)
 		}
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			return result.Failure(result.FunctionError, "the runtime closed the connection in the middle of its response (after %d bytes of the body): %v", len(body), err).Took(start)
+		}
 		return result.Failure(result.FunctionError, "cannot read the runtime's response: %v", err).Took(start)
 	}
 	if int64(len(body)) > limit {
 		return result.Failure(result.FunctionError, "runtime response body exceeded MAX_OUTPUT_BYTES=%d", limit).Took(start)
 	}
 	if resp.StatusCode/100 != 2 {
-		return result.Failure(result.FunctionError, "runtime answered HTTP %d: %s", resp.StatusCode, excerpt(bytes.TrimSpace(body), 1000)).Took(start)
+		quoted := excerpt(bytes.TrimSpace(body), 1000)
+		r := result.Failure(result.FunctionError, "runtime answered HTTP %d: %s", resp.StatusCode, quoted)
+		r.Error.Quoted = quoted
+		return r.Took(start)
 	}
 	if resp.StatusCode == http.StatusNoContent && len(bytes.TrimSpace(body)) == 0 {
 		return result.Success(nil).Took(start)
@@ -222,6 +262,39 @@ func (h *HTTP) Invoke(ctx context.Context, inv Invocation) result.Result {
 		return bad.Took(start)
 	}
 	return result.Success(doc).Took(start)
+}
+
+// hdrJSON is the Content-Type of a request to the runtime; the transport
+// only reads it.
+var hdrJSON = []string{"application/json"}
+
+// do sends an invocation request to the runtime: what h.client.Do does for
+// it, without the client's redirect machinery. The client follows no
+// redirect (CheckRedirect answers the first response), yet it copies the
+// headers of every request in case it must; calling the transport directly
+// saves that on every invocation. The answer is the same, and so are the
+// errors: wrapped in a *url.Error naming the method and the URL (password
+// hidden), as the client wraps them. Credentials in RUNTIME_URL become
+// basic authentication, as the client makes them.
+func (h *HTTP) do(req *http.Request) (*http.Response, error) {
+	if u := req.URL.User; u != nil && req.Header.Get("Authorization") == "" {
+		password, _ := u.Password()
+		req.SetBasicAuth(u.Username(), password)
+	}
+	resp, err := h.client.Transport.RoundTrip(req)
+	if err != nil {
+		return nil, &url.Error{Op: "Post", URL: redactedURL(req.URL), Err: err}
+	}
+	return resp, nil
+}
+
+// redactedURL is u with its password replaced by ***, as http.Client
+// shows a URL in its errors.
+func redactedURL(u *url.URL) string {
+	if _, set := u.User.Password(); set {
+		return strings.Replace(u.String(), u.User.String()+"@", u.User.Username()+":***@", 1)
+	}
+	return u.String()
 }
 
 // connectionFailure explains a failed request, with the runtime's exit
@@ -234,7 +307,7 @@ func (h *HTTP) connectionFailure(c *process.Child, err error) result.Result {
 		}
 		if c.Exited() {
 			exit := c.Exit()
-			r := result.Failure(result.FunctionError, "runtime exited with %s during the invocation%s", exit, stderrSuffix(c.StderrTail()))
+			r := result.Failure(result.FunctionError, "runtime exited with %s during the invocation%s", exit, stderrSuffix(c.StderrTailWithin(exitedStderrWait)))
 			if exit.Signal == 0 {
 				r = r.WithExitCode(exit.Code)
 			}

@@ -95,9 +95,14 @@ func invocationEnv(inv Invocation) []string {
 	return env
 }
 
+// jsonSpace is the whitespace JSON allows around a document. Other blanks
+// (NBSP, form feed, U+2028...) around it make the output something else
+// than one JSON document, so they are not trimmed.
+const jsonSpace = " \t\r\n"
+
 // checkOutput accepts exactly one JSON document in valid UTF-8.
 func checkOutput(what string, out []byte) (json.RawMessage, *result.Result) {
-	trimmed := bytes.TrimSpace(out)
+	trimmed := bytes.Trim(out, jsonSpace)
 	if len(trimmed) == 0 {
 		r := result.Failure(result.FunctionError, "%s is empty: the function must produce one JSON document", what)
 		return nil, &r
@@ -107,7 +112,9 @@ func checkOutput(what string, out []byte) (json.RawMessage, *result.Result) {
 		return nil, &r
 	}
 	if !json.Valid(trimmed) {
-		r := result.Failure(result.FunctionError, "%s is not one JSON document: %s", what, excerpt(trimmed, 200))
+		quoted := excerpt(trimmed, 200)
+		r := result.Failure(result.FunctionError, "%s is not one JSON document: %s", what, quoted)
+		r.Error.Quoted = quoted
 		return nil, &r
 	}
 	return json.RawMessage(trimmed), nil

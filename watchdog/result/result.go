@@ -5,6 +5,7 @@ package result
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -27,9 +28,22 @@ const (
 type Error struct {
 	Code    Code   `json:"code"`
 	Message string `json:"message"`
+	// Quoted is the part of Message that quotes the function's output (an
+	// excerpt of refused output), when there is one. The caller gets it;
+	// the log does not (see LogMessage).
+	Quoted string `json:"-"`
 }
 
 func (e *Error) Error() string { return string(e.Code) + ": " + e.Message }
+
+// LogMessage is Message without what it quotes of the function's output:
+// outputs are never logged at info level.
+func (e *Error) LogMessage() string {
+	if e.Quoted == "" {
+		return e.Message
+	}
+	return strings.Replace(e.Message, e.Quoted, "(output not logged)", 1)
+}
 
 // Result is the outcome of one invocation.
 type Result struct {

@@ -121,14 +121,17 @@ func parse(ts *testscript.TestScript, name string, args []string, define func(fs
 	return fs.Args()
 }
 
-// receiver [-fail N] [-status S] [-reset] [-hang] [-listen ADDR] [-var NAME]
-// starts a callback receiver and sets $CALLBACK_URL (or $NAME) to its base URL.
+// receiver [-fail N] [-status S] [-reset] [-hang] [-statuses S1,S2,...]
+// [-delay D] [-location URL] [-listen ADDR] [-var NAME] starts a callback
+// receiver and sets $CALLBACK_URL (or $NAME) to its base URL. -statuses
+// answers successive requests with those statuses (0: reset), then 200.
 func cmdReceiver(ts *testscript.TestScript, neg bool, args []string) {
 	if neg {
 		ts.Fatalf("unsupported: ! receiver")
 	}
 	var b callbacktest.Behaviour
 	varName := "CALLBACK_URL"
+	statuses := ""
 	parse(ts, "receiver", args, func(fs *flag.FlagSet) {
 		fs.IntVar(&b.FailFirst, "fail", 0, "fail the first N requests (-1: all)")
 		fs.IntVar(&b.FailStatus, "status", 503, "failure status")
@@ -136,7 +139,17 @@ func cmdReceiver(ts *testscript.TestScript, neg bool, args []string) {
 		fs.BoolVar(&b.Hang, "hang", false, "never answer a failure")
 		fs.StringVar(&b.Listen, "listen", "", "listen address")
 		fs.StringVar(&varName, "var", varName, "variable to set")
+		fs.StringVar(&statuses, "statuses", "", "statuses of successive requests (0: reset), then 200")
+		fs.DurationVar(&b.Delay, "delay", 0, "hold every answer back this long")
+		fs.StringVar(&b.Location, "location", "", "Location header of failure answers")
 	})
+	for _, s := range strings.Split(statuses, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			n, err := strconv.Atoi(s)
+			ts.Check(err)
+			b.Statuses = append(b.Statuses, n)
+		}
+	}
 	r, err := callbacktest.Start(b)
 	ts.Check(err)
 	st := scriptState(ts)

@@ -11,9 +11,12 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
+	"nanofaas.dev/watchdog/callback"
+	"nanofaas.dev/watchdog/config"
 	"nanofaas.dev/watchdog/metrics"
 	"nanofaas.dev/watchdog/oneshot"
 	"nanofaas.dev/watchdog/protocol"
@@ -133,25 +136,27 @@ func (s *Server) serveInvoke(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, r, http.StatusServiceUnavailable, CodeShuttingDown, "the watchdog is shutting down and takes no new invocations")
 		return
 	}
-	if s.busy.Load() {
+	// The slot is taken before the body is read, so that concurrent
+	// uploads are refused at once instead of each being buffered (N of them
+	// would cost N x MAX_PAYLOAD_BYTES). A body that never comes holds it
+	// for at most the server's read timeout.
+	if !s.busy.CompareAndSwap(false, true) {
 		s.refuseBusy(w, r)
 		return
 	}
 	body, ok := s.readBody(w, r)
 	if !ok {
+		s.unclaim()
 		return
 	}
 	var req request
 	if msg := s.parse(r, body, &req); msg != "" {
+		s.unclaim()
 		s.refuse(w, r, http.StatusBadRequest, CodeBadRequest, msg)
 		return
 	}
-	if !s.busy.CompareAndSwap(false, true) {
-		s.refuseBusy(w, r)
-		return
-	}
 	if s.draining.Load() {
-		s.release()
+		s.unclaim()
 		s.refuse(w, r, http.StatusServiceUnavailable, CodeShuttingDown, "the watchdog is shutting down and takes no new invocations")
 		return
 	}
@@ -217,6 +222,9 @@ func (s *Server) parse(r *http.Request, body []byte, req *request) string {
 			req.traceID = t[0]
 		}
 		req.callbackURL = s.cfg.CallbackURL
+		if msg := checkIDs(req.executionID, req.traceID); msg != "" {
+			return msg
+		}
 		payload := bytes.TrimSpace(body)
 		switch {
 		case len(payload) == 0:
@@ -242,6 +250,9 @@ func (s *Server) parse(r *http.Request, body []byte, req *request) string {
 			req.traceID = t[0]
 		}
 	}
+	if msg := checkIDs(req.executionID, req.traceID); msg != "" {
+		return msg
+	}
 	req.payload = env.Payload
 	if len(req.payload) == 0 {
 		req.payload = nullJSON
@@ -259,9 +270,38 @@ func (s *Server) parse(r *http.Request, body []byte, req *request) string {
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return fmt.Sprintf("callback_url %q is not an absolute http:// or https:// URL", env.CallbackURL)
 		}
+		// A callback URL from a request makes the watchdog POST the result
+		// wherever the request says (server-side request forgery):
+		// CALLBACK_ALLOWED_PREFIXES limits where. CALLBACK_URL is trusted.
+		if prefixes := s.cfg.CallbackAllowedPrefixes; len(prefixes) > 0 {
+			if target := callback.URL(env.CallbackURL, req.executionID); !callback.Allowed(target, prefixes) {
+				return fmt.Sprintf("callback_url %q is not allowed: the result would be posted to %q, which is not under any of the URL prefixes in CALLBACK_ALLOWED_PREFIXES", env.CallbackURL, target)
+			}
+		}
 		req.callbackURL = env.CallbackURL
 	}
 	return ""
+}
+
+// checkIDs says what is wrong with the ids of a request, or "": they travel
+// as HTTP headers to the runtime and the callback, and in the function's
+// environment.
+func checkIDs(executionID, traceID string) string {
+	if msg := config.CheckID(executionID); msg != "" {
+		return fmt.Sprintf("execution_id %s cannot be used: it has %s (an id is UTF-8 text of at most %d bytes without control characters or surrounding blanks)", quoteID(executionID), msg, config.MaxIDBytes)
+	}
+	if msg := config.CheckID(traceID); msg != "" {
+		return fmt.Sprintf("trace_id %s cannot be used: it has %s (an id is UTF-8 text of at most %d bytes without control characters or surrounding blanks)", quoteID(traceID), msg, config.MaxIDBytes)
+	}
+	return ""
+}
+
+// quoteID quotes an id for a message, cut short when it is long.
+func quoteID(id string) string {
+	if len(id) > 64 {
+		return strconv.Quote(id[:64]) + "..."
+	}
+	return strconv.Quote(id)
 }
 
 // run runs an invocation that holds the slot, releases the slot, and
@@ -307,6 +347,9 @@ func (s *Server) run(w http.ResponseWriter, r *http.Request, req *request) {
 	} else {
 		writeJSON(w, r, StatusFor(res.ErrorCode()), resultBody(req.executionID, &res))
 	}
+	// The answer goes out now, not when the handler returns: the log line
+	// (a write to stderr) is not part of the caller's latency.
+	_ = rc.Flush()
 	s.logInvocation(req, &res, took)
 }
 
@@ -324,7 +367,7 @@ func (s *Server) logInvocation(req *request, res *result.Result, took time.Durat
 	}
 	attrs = append(attrs, slog.Bool("success", res.Success), slog.Int64("duration_ms", took.Milliseconds()))
 	if res.Error != nil {
-		attrs = append(attrs, slog.String("error_code", string(res.Error.Code)), slog.String("message", res.Error.Message))
+		attrs = append(attrs, slog.String("error_code", string(res.Error.Code)), slog.String("message", res.Error.LogMessage()))
 	}
 	s.log.LogAttrs(ctx, slog.LevelInfo, "invocation finished", attrs...)
 }
@@ -333,17 +376,57 @@ func (s *Server) logInvocation(req *request, res *result.Result, took time.Durat
 // one-shot retry rules; an undelivered result is logged whole (nothing is
 // lost) and counted. Shutdown waits for pending deliveries, bounded (see
 // waitDeliveries).
+//
+// Pending deliveries are bounded (maxPendingDeliveries results, and
+// maxPendingBytes of them): a control plane that hangs must not make the
+// watchdog hold a goroutine, a connection and a result for every
+// invocation. A result that does not fit is not attempted; it is logged
+// whole as undelivered, like one whose every attempt failed.
 func (s *Server) deliver(req *request, res result.Result) {
 	log := s.log.With("execution_id", req.executionID)
 	if req.traceID != "" {
 		log = log.With("trace_id", req.traceID)
 	}
 	base, id, trace := req.callbackURL, req.executionID, req.traceID
+	size := int64(len(res.Output)) + 512
+	if res.Error != nil {
+		size += int64(len(res.Error.Message))
+	}
+	if pending, ok := s.reserveDelivery(size); !ok {
+		s.m.CallbackFailed()
+		log.Error("callback undelivered", "undelivered", true, "url", callback.URL(base, id), "attempts", 0,
+			"error", fmt.Sprintf("not attempted: %d callbacks are already pending (at most %d, and %d bytes of results): the control plane is not taking results", pending, maxPendingDeliveries, maxPendingBytes),
+			"result", json.RawMessage(res.Marshal()))
+		return
+	}
 	s.deliveries.Add(1)
 	go func() {
 		defer s.deliveries.Done()
+		defer s.releaseDelivery(size)
 		if oneshot.Deliver(s.deliveryCtx, base, id, trace, res, s.cb, log) != oneshot.ExitDelivered {
 			s.m.CallbackFailed()
 		}
 	}()
+}
+
+// reserveDelivery counts a result of size bytes as pending, unless the
+// bounds are reached; the first one always fits. It returns how many were
+// pending.
+func (s *Server) reserveDelivery(size int64) (int, bool) {
+	s.pendingMu.Lock()
+	defer s.pendingMu.Unlock()
+	n := s.pendingN
+	if n >= maxPendingDeliveries || n > 0 && s.pendingBytes+size > maxPendingBytes {
+		return n, false
+	}
+	s.pendingN++
+	s.pendingBytes += size
+	return n, true
+}
+
+func (s *Server) releaseDelivery(size int64) {
+	s.pendingMu.Lock()
+	s.pendingN--
+	s.pendingBytes -= size
+	s.pendingMu.Unlock()
 }

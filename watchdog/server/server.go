@@ -28,7 +28,8 @@ const ExitServeError = 1
 // Timeouts of the watchdog's own HTTP server. /invoke extends the read and
 // write deadlines of its connection to the invocation's budget, so these
 // bound only the rest: headers, bodies, probes, scrapes and idle keep-alives.
-const (
+// Variables only so that the fault tests can shorten them.
+var (
 	readHeaderTimeout = 10 * time.Second
 	readTimeout       = 60 * time.Second
 	writeTimeout      = 30 * time.Second
@@ -46,6 +47,13 @@ const (
 // being retried; past it they are given up, and each result is logged
 // whole as undelivered (nothing is lost). A variable for the tests.
 var deliveryDrainTimeout = 10 * time.Second
+
+// Bounds on the results waiting for their callback (see deliver).
+// Variables only so that the fault tests can lower them.
+var (
+	maxPendingDeliveries       = 256
+	maxPendingBytes      int64 = 64 << 20
+)
 
 // Server serves invocations. Create it with New, run it with Serve.
 type Server struct {
@@ -71,6 +79,10 @@ type Server struct {
 	lastEnd atomic.Int64
 
 	deliveries sync.WaitGroup
+	// pendingN and pendingBytes count the deliveries in progress.
+	pendingMu    sync.Mutex
+	pendingN     int
+	pendingBytes int64
 	// deliveryCtx is cancelled when shutdown stops waiting for deliveries.
 	deliveryCtx      context.Context
 	cancelDeliveries context.CancelFunc
@@ -205,6 +217,17 @@ func (s *Server) waitInFlight() {
 // release ends an invocation's hold on the single slot.
 func (s *Server) release() {
 	s.lastEnd.Store(int64(time.Since(s.epoch)))
+	s.busy.Store(false)
+	select {
+	case s.released <- struct{}{}:
+	default:
+	}
+}
+
+// unclaim gives the slot back after a request that ran no invocation (its
+// body could not be read or parsed), without counting it as activity for
+// WARM_IDLE_TIMEOUT_MS.
+func (s *Server) unclaim() {
 	s.busy.Store(false)
 	select {
 	case s.released <- struct{}{}:

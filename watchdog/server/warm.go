@@ -318,7 +318,7 @@ func sleep(ctx context.Context, d time.Duration) bool {
 
 // healthBody renders a /health body.
 func healthBody(status string, failure *result.Error, attempts int) []byte {
-	b := append([]byte(`{"status":`), strconv.Quote(status)...)
+	b := appendJSONString([]byte(`{"status":`), status)
 	if failure != nil {
 		b = append(b, `,"error":`...)
 		b = appendError(b, string(failure.Code), failure.Message)

@@ -1,0 +1,282 @@
+package watchdog_test
+
+// The watchdog in a hardened pod: as a non-root user (nobody), and with a
+// read-only root filesystem where only the FILE paths are writable. These
+// run the real binary (the test binary, which testscript installs as
+// "watchdog" in PATH) under setpriv and in a private mount namespace.
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"nanofaas.dev/watchdog/callbacktest"
+)
+
+const nobody = "65534"
+
+// hardenedBinary copies the watchdog binary into a directory that user
+// nobody can enter and execute from, and returns its path.
+func hardenedBinary(t *testing.T) string {
+	t.Helper()
+	src, err := exec.LookPath("watchdog")
+	if err != nil {
+		t.Fatalf("the watchdog binary is not in PATH: %v", err)
+	}
+	dir, err := os.MkdirTemp("", "wd-hardened-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, "watchdog")
+	data, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return bin
+}
+
+// skipLoudly skips with a message that shows without -v too.
+func skipLoudly(t *testing.T, format string, args ...any) {
+	t.Helper()
+	msg := fmt.Sprintf(format, args...)
+	fmt.Fprintf(os.Stderr, "SKIP %s: %s\n", t.Name(), msg)
+	t.Skip(msg)
+}
+
+func needNobody(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		skipLoudly(t, "switching to user nobody needs root; the non-root run is NOT TESTED")
+	}
+	if _, err := exec.LookPath("setpriv"); err != nil {
+		skipLoudly(t, "setpriv (util-linux) is missing; the non-root run is NOT TESTED")
+	}
+}
+
+func needMountNamespace(t *testing.T) {
+	t.Helper()
+	if err := exec.Command("unshare", "--mount", "--propagation", "private", "true").Run(); err != nil {
+		skipLoudly(t, "cannot make a mount namespace (%v); the read-only root filesystem run is NOT TESTED", err)
+	}
+}
+
+// pod says how to run the watchdog.
+type pod struct {
+	bin string
+	// readOnlyRoot remounts / read-only in a private mount namespace, with
+	// a small tmpfs at rw (the only writable place besides /dev and /proc).
+	readOnlyRoot bool
+	rw           string
+}
+
+func (p pod) command(env []string) *exec.Cmd {
+	asNobody := []string{"setpriv", "--reuid=" + nobody, "--regid=" + nobody, "--clear-groups", "--", p.bin}
+	var cmd *exec.Cmd
+	if p.readOnlyRoot {
+		script := `mount -t tmpfs -o size=1m,mode=1777 tmpfs "$HARDENED_RW" && mount -o remount,bind,ro / && exec "$@"`
+		cmd = exec.Command("unshare", append([]string{"--mount", "--propagation", "private", "sh", "-c", script, "sh"}, asNobody...)...)
+		env = append(env, "HARDENED_RW="+p.rw)
+	} else {
+		cmd = exec.Command(asNobody[0], asNobody[1:]...)
+	}
+	cmd.Env = env
+	// Wait returns even if something still holds the output pipes.
+	cmd.WaitDelay = 2 * time.Second
+	return cmd
+}
+
+func fixtures(t *testing.T) string {
+	t.Helper()
+	abs, err := filepath.Abs("../fixtures/runtimes")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return abs
+}
+
+func baseEnv(t *testing.T, extra ...string) []string {
+	return append([]string{
+		"PATH=" + fixtures(t) + ":/usr/local/bin:/usr/bin:/bin",
+		"FIXTURES=" + fixtures(t),
+		"KILL_GRACE_MS=200",
+		"CALLBACK_BACKOFF_MS=20",
+	}, extra...)
+}
+
+// oneShot runs a one-shot invocation in the pod and returns the result the
+// receiver got.
+func (p pod) oneShot(t *testing.T, env ...string) string {
+	t.Helper()
+	recv, err := callbacktest.Start(callbacktest.Behaviour{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer recv.Close()
+	cmd := p.command(baseEnv(t, append(env, "EXECUTION_ID=hardened", "CALLBACK_URL="+recv.Base)...))
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("watchdog: %v\n%s", err, out)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	got, err := recv.WaitDelivered(ctx, 1)
+	if err != nil {
+		t.Fatalf("no result: %v\n%s", err, out)
+	}
+	return string(got[0].Body)
+}
+
+// server runs a warm HTTP runtime in the pod, invokes it once and stops it
+// with SIGTERM; it returns the answer.
+func (p pod) server(t *testing.T) string {
+	t.Helper()
+	wport, rport := freePort(t), freePort(t)
+	cmd := p.command(baseEnv(t, "EXECUTION_MODE=WARM", fmt.Sprintf("WARM_PORT=%d", wport),
+		fmt.Sprintf("RUNTIME_URL=http://127.0.0.1:%d/invoke", rport), "WATCHDOG_CMD=http_runtime.py warm"))
+	var logs strings.Builder
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var waitErr error
+	exited := make(chan struct{})
+	go func() { waitErr = cmd.Wait(); close(exited) }()
+	defer func() {
+		select {
+		case <-exited:
+		default:
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+	}()
+	url := fmt.Sprintf("http://127.0.0.1:%d", wport)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := http.Get(url + "/health")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the warm runtime did not become ready:\n%s", logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	resp, err := http.Post(url+"/invoke", "application/json", strings.NewReader(`{"execution_id":"hardened-warm","payload":{"n":1}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	// The pid of the unshare/sh/setpriv chain is the watchdog's: each execs the next.
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-exited:
+		if waitErr != nil {
+			t.Errorf("the watchdog exited with %v after SIGTERM:\n%s", waitErr, logs.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Errorf("the watchdog did not stop within 10s of SIGTERM:\n%s", logs.String())
+	}
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("warm invocation: %d %s\n%s", resp.StatusCode, body, logs.String())
+	}
+	return string(body)
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// whoami is a STDIO function that says which user runs it.
+const whoami = `WATCHDOG_CMD=sh -c 'cat >/dev/null; printf "{\"uid\":%s}" "$(id -u)"'`
+
+func TestHardenedRunsAsNobody(t *testing.T) {
+	needNobody(t)
+	p := pod{bin: hardenedBinary(t)}
+
+	t.Run("stdio", func(t *testing.T) {
+		if got := p.oneShot(t, "EXECUTION_MODE=STDIO", whoami); !strings.Contains(got, `"output":{"uid":65534}`) {
+			t.Errorf("result %s, want the function run as uid 65534", got)
+		}
+	})
+	t.Run("file", func(t *testing.T) {
+		dir := t.TempDir()
+		if err := os.Chmod(dir, 0o777); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(filepath.Dir(dir), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		got := p.oneShot(t, "EXECUTION_MODE=FILE", "FIXTURE_IO=file", "WATCHDOG_CMD=fn.py upper",
+			`INVOCATION_PAYLOAD={"input":"nobody"}`, "INPUT_FILE="+dir+"/in.json", "OUTPUT_FILE="+dir+"/out.json")
+		if !strings.Contains(got, `"output":{"input":"NOBODY"}`) {
+			t.Errorf("result %s", got)
+		}
+	})
+	t.Run("warm-http", func(t *testing.T) {
+		if got := p.server(t); !strings.Contains(got, `"success":true`) {
+			t.Errorf("answer %s", got)
+		}
+	})
+}
+
+func TestHardenedReadOnlyRootFilesystem(t *testing.T) {
+	needNobody(t)
+	needMountNamespace(t)
+	rw := t.TempDir()
+	// nobody must reach the tmpfs mounted there.
+	if err := os.Chmod(filepath.Dir(rw), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	p := pod{bin: hardenedBinary(t), readOnlyRoot: true, rw: rw}
+
+	t.Run("file-on-tmpfs", func(t *testing.T) {
+		got := p.oneShot(t, "EXECUTION_MODE=FILE", "FIXTURE_IO=file", "WATCHDOG_CMD=fn.py upper",
+			`INVOCATION_PAYLOAD={"input":"read-only root"}`, "INPUT_FILE="+rw+"/in.json", "OUTPUT_FILE="+rw+"/out.json")
+		if !strings.Contains(got, `"output":{"input":"READ-ONLY ROOT"}`) {
+			t.Errorf("result %s", got)
+		}
+	})
+	t.Run("file-on-the-read-only-root", func(t *testing.T) {
+		// The default FILE paths are in /tmp, read-only here: a clear error.
+		got := p.oneShot(t, "EXECUTION_MODE=FILE", "WATCHDOG_CMD=fn.py upper")
+		if !strings.Contains(got, `"code":"SPAWN_ERROR","message":"OUTPUT_FILE /tmp/output.json cannot be written: remove /tmp/output.json: read-only file system`) {
+			t.Errorf("result %s, want a SPAWN_ERROR naming the read-only OUTPUT_FILE", got)
+		}
+	})
+	t.Run("stdio", func(t *testing.T) {
+		if got := p.oneShot(t, "EXECUTION_MODE=STDIO", whoami); !strings.Contains(got, `"output":{"uid":65534}`) {
+			t.Errorf("result %s", got)
+		}
+	})
+	t.Run("warm-http", func(t *testing.T) {
+		if got := p.server(t); !strings.Contains(got, `"success":true`) {
+			t.Errorf("answer %s", got)
+		}
+	})
+}
