@@ -43,6 +43,29 @@ step "go vet"
 go vet $patterns
 
 step "go test"
-go test -count=1 -timeout 45m $patterns
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+status=0
+go test -v -count=1 -timeout 45m $patterns > "$log" 2>&1 || status=$?
+passed=$(grep -cE '^\s*--- PASS' "$log" || true)
+failed=$(grep -cE '^\s*--- FAIL' "$log" || true)
+skipped=$(grep -cE '^\s*--- SKIP' "$log" || true)
+if [ "$status" -ne 0 ]; then
+  cat "$log"
+  echo "tests: $passed passed, $failed failed, $skipped skipped"
+  exit "$status"
+fi
+grep -E '^(ok|FAIL|\?)\s' "$log"
+grep -E -A3 '^\s*--- SKIP' "$log" || true
+
+step "Fuzz targets, 2 s each (scripts/fuzz.sh 600 for a real session)"
+bash scripts/fuzz.sh 2
+
+step "Soak, short (go run ./cmd/soak for 100,000 calls)"
+go run ./cmd/soak --calls 2000
+
+step "Benchmark, short (go run ./cmd/wdbench for the real figures)"
+go run ./cmd/wdbench --short
 
 printf '\ntest.sh: all tests passed in %ss\n' "$(( $(date +%s) - started ))"
+echo "tests: $passed passed, $failed failed, $skipped skipped"
