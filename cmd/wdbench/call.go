@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"fmt"
-	"io"
 	"net/http"
 	"time"
 )
@@ -61,10 +60,4 @@ func excerpt(b []byte) string {
 		return fmt.Sprintf("%q...", b[:300])
 	}
 	return fmt.Sprintf("%q", b)
-}
-
-// drain reads and closes a response body.
-func drain(resp *http.Response) {
-	_, _ = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
 }

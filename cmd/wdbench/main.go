@@ -111,10 +111,11 @@ type Report struct {
 
 // Machine describes where the figures come from.
 type Machine struct {
-	OS, Arch string
-	CPUs     int
-	Kernel   string
-	Go       string
+	OS     string `json:"os"`
+	Arch   string `json:"arch"`
+	CPUs   int    `json:"cpus"`
+	Kernel string `json:"kernel"`
+	Go     string `json:"go"`
 }
 
 // Target is one of issue #7's targets, with what this run measured.

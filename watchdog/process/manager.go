@@ -129,9 +129,6 @@ func (m *Manager) deliverLocked(pid int, ws syscall.WaitStatus, ru *syscall.Rusa
 
 // waitOne waits for one process the manager started, when not reaping all.
 func (m *Manager) waitOne(p *Process) {
-	if usePidfd && m.waitPidfd(p) {
-		return
-	}
 	for {
 		var ws syscall.WaitStatus
 		var ru syscall.Rusage
@@ -151,61 +148,4 @@ func (m *Manager) waitOne(p *Process) {
 		m.mu.Unlock()
 		return
 	}
-}
-
-// usePidfd is false only in tests that compare with waiting in wait4.
-var usePidfd = true
-
-// waitPidfd waits for p through a pidfd, which becomes readable when p
-// exits, in the runtime's poller, then reaps it with a wait4 that does not
-// block. It reports false, having done nothing, when a pidfd cannot be had
-// (Linux before 5.3, a seccomp profile that refuses pidfd_open); waitOne
-// then blocks in wait4 instead.
-//
-// A goroutine blocked in wait4 holds its P for the whole life of the
-// process, until sysmon notices, which takes from 20 us to 10 ms: with
-// GOMAXPROCS=1 (see the watchdog's tuneRuntime) nothing else would run
-// meanwhile, neither the pumps of the process's pipes nor the HTTP server.
-func (m *Manager) waitPidfd(p *Process) bool {
-	fd, err := unix.PidfdOpen(p.Pid, 0)
-	if err != nil {
-		return false
-	}
-	if err := syscall.SetNonblock(fd, true); err != nil {
-		syscall.Close(fd)
-		return false
-	}
-	f := os.NewFile(uintptr(fd), "pidfd")
-	defer f.Close()
-	rc, err := f.SyscallConn()
-	if err != nil {
-		return false
-	}
-	reaped := false
-	_ = rc.Read(func(uintptr) bool {
-		var ws syscall.WaitStatus
-		var ru syscall.Rusage
-		pid, err := syscall.Wait4(p.Pid, &ws, syscall.WNOHANG, &ru)
-		for errors.Is(err, syscall.EINTR) {
-			pid, err = syscall.Wait4(p.Pid, &ws, syscall.WNOHANG, &ru)
-		}
-		if err == nil && pid == 0 {
-			return false // still running: wait until the pidfd is readable
-		}
-		m.mu.Lock()
-		if err != nil {
-			// Somebody else reaped it; report it as gone.
-			delete(m.procs, p.Pid)
-			p.exit = Exit{Code: -1}
-			close(p.done)
-		} else {
-			m.deliverLocked(p.Pid, ws, &ru)
-		}
-		m.mu.Unlock()
-		reaped = true
-		return true
-	})
-	// rc.Read fails, before p is reaped, when the poller cannot wait on
-	// the pidfd: waitOne then waits in wait4.
-	return reaped
 }
