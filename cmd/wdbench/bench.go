@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"nanofaas.dev/watchdog/process"
 )
 
 // payload is what every invocation sends; the fixtures echo it.
@@ -188,7 +190,7 @@ func benchMemory(ctx context.Context, bins binaries, s settings) (MemoryReport, 
 		return r, err
 	}
 	r.IdleRSSKB, r.IdleRssAnonKB, r.IdleRssFileKB = idle.VmRSS, idle.RssAnon, idle.RssFile
-	if kids := childrenOf(wd.pid); len(kids) > 0 {
+	if kids := process.ChildrenOf(wd.pid); len(kids) > 0 {
 		if rt, err := readRSS(kids[0]); err == nil {
 			r.RuntimeIdleRSSKB = rt.VmRSS
 		}

@@ -50,7 +50,7 @@ func (m *Manager) StopStrays(grace time.Duration) int {
 // strays lists the watchdog's children that the manager did not start and
 // that are not in the group of a process it did start.
 func (m *Manager) strays() []int {
-	children := childrenOf(os.Getpid())
+	children := ChildrenOf(os.Getpid())
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var out []int
@@ -90,8 +90,9 @@ func anyAlive(pids []int) bool {
 	return false
 }
 
-// childrenOf lists the children of every thread of pid.
-func childrenOf(pid int) []int {
+// ChildrenOf lists the children of every thread of pid, read from
+// /proc/PID/task/*/children.
+func ChildrenOf(pid int) []int {
 	tasks, _ := filepath.Glob("/proc/" + strconv.Itoa(pid) + "/task/*/children")
 	var out []int
 	for _, t := range tasks {
