@@ -1,10 +1,17 @@
 #!/usr/bin/env bash
-# Runs every Go fuzz target of the watchdog module for SECONDS each
-# (default 3), one target per `go test -fuzz` invocation, as Go requires.
+# Runs every Go fuzz target of the watchdog module, one target per
+# `go test -fuzz` invocation, as Go requires. The budget is per target:
+# SECONDS (a duration) or COUNTx (a number of executions); default 3.
 #
-#   scripts/fuzz.sh          # 3 s each: a smoke run for CI
+#   scripts/fuzz.sh 1000x    # 1000 executions each: the smoke run CI does
 #   scripts/fuzz.sh 600      # 10 min each: a real fuzzing session
 #   FUZZ_MATCH=Split scripts/fuzz.sh 60   # only the targets matching a regexp
+#
+# CI uses a count, not a duration: Go 1.26's fuzz coordinator can report a
+# bare "context deadline exceeded" failure when a duration budget expires
+# while a worker is mid-execution (go.dev/issue/75804, fixed in Go 1.27).
+# A count budget has no deadline to race. Such a failure writes no input to
+# testdata/fuzz/; a real finding always does.
 #
 # Each new interesting input is minimized for at most FUZZ_MINIMIZE (5s):
 # Go's default (60s each) can eat a short run's whole budget.
@@ -15,9 +22,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/../watchdog"
 
-secs="${1:-3}"
-case "$secs" in
-  ''|*[!0-9]*) echo "usage: scripts/fuzz.sh [SECONDS]" >&2; exit 2 ;;
+budget="${1:-3}"
+case "$budget" in
+  *[!0-9x]*|x*|*x?*|'') echo "fuzz.sh: budget \"$budget\" is neither SECONDS (60) nor COUNTx (1000x); usage: scripts/fuzz.sh [SECONDS|COUNTx]" >&2; exit 2 ;;
+  *x) fuzztime="$budget" ;;
+  *) fuzztime="${budget}s" ;;
 esac
 match="${FUZZ_MATCH:-.}"
 minimize="${FUZZ_MINIMIZE:-5s}"
@@ -40,8 +49,8 @@ failed=()
 for t in "${targets[@]}"; do
   pkg=${t% *}
   name=${t#* }
-  printf '==> %-28s ./%s (%ss)\n' "$name" "$pkg" "$secs"
-  if ! go test -run '^$' -fuzz "^${name}\$" -fuzztime "${secs}s" -fuzzminimizetime "$minimize" "./$pkg" >"$log" 2>&1; then
+  printf '==> %-28s ./%s (%s)\n' "$name" "$pkg" "$fuzztime"
+  if ! go test -run '^$' -fuzz "^${name}\$" -fuzztime "$fuzztime" -fuzzminimizetime "$minimize" "./$pkg" >"$log" 2>&1; then
     cat "$log"
     failed+=("$name")
   else
@@ -54,4 +63,4 @@ if [ "${#failed[@]}" -gt 0 ]; then
   echo "fuzz.sh: FAILED: ${failed[*]} (the failing inputs are in testdata/fuzz/)" >&2
   exit 1
 fi
-echo "fuzz.sh: ${#targets[@]} targets clean, ${secs}s each, in $(( $(date +%s) - started ))s"
+echo "fuzz.sh: ${#targets[@]} targets clean, $fuzztime each, in $(( $(date +%s) - started ))s"

@@ -58,8 +58,8 @@ fi
 grep -E '^(ok|FAIL|\?)\s' "$log"
 grep -E -A3 '^\s*--- SKIP' "$log" || true
 
-step "Fuzz targets, 2 s each (scripts/fuzz.sh 600 for a real session)"
-bash scripts/fuzz.sh 2
+step "Fuzz targets, 2000 executions each (scripts/fuzz.sh 600 for a real session)"
+bash scripts/fuzz.sh 2000x
 
 step "Soak, short (go run ./cmd/soak for 100,000 calls)"
 go run ./cmd/soak --calls 2000
