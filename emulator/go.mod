@@ -11,11 +11,6 @@ require (
 	nanofaas.dev/watchdog v0.0.0
 )
 
-require (
-	github.com/VictoriaMetrics/metrics v1.45.0 // indirect
-	github.com/valyala/fastrand v1.1.0 // indirect
-	github.com/valyala/histogram v1.2.0 // indirect
-	golang.org/x/tools v0.26.0 // indirect
-)
+require golang.org/x/tools v0.26.0 // indirect
 
 replace nanofaas.dev/watchdog => ../watchdog
