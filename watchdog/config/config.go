@@ -68,6 +68,9 @@ type Config struct {
 	WarmIdleTimeout    time.Duration
 	WarmMaxInvocations int
 	WarmAuthToken      string
+	// WarmMaxConnections caps the connections open to WARM_PORT at once;
+	// 0 means no cap.
+	WarmMaxConnections int
 	MaxPayloadBytes    int64
 
 	CallbackAttempts int
@@ -177,6 +180,7 @@ func New(env []string) (Config, error) {
 	c.WarmIdleTimeout = p.millis("WARM_IDLE_TIMEOUT_MS", true)
 	c.WarmMaxInvocations = int(p.nonNegative("WARM_MAX_INVOCATIONS"))
 	c.WarmAuthToken = p.str("WARM_AUTH_TOKEN")
+	c.WarmMaxConnections = int(p.nonNegative("WARM_MAX_CONNECTIONS"))
 
 	c.CallbackAttempts = int(p.positive("CALLBACK_ATTEMPTS"))
 	c.CallbackBackoff = p.millis("CALLBACK_BACKOFF_MS", true)

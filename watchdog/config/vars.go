@@ -27,6 +27,7 @@ var vars = []Var{
 	{"WARM_IDLE_TIMEOUT_MS", "300000", "Server mode: exit 0 after this long without an invocation; 0 disables."},
 	{"WARM_MAX_INVOCATIONS", "0", "Server mode: restart the warm runtime after this many invocations; 0 means never."},
 	{"WARM_AUTH_TOKEN", "", "Server mode: when set, /invoke requires Authorization: Bearer <token>."},
+	{"WARM_MAX_CONNECTIONS", "256", "Server mode: most connections open to WARM_PORT at once; past it a new connection is answered 503 TOO_MANY_CONNECTIONS and closed. 0 means no cap."},
 	{"MAX_PAYLOAD_BYTES", "16777216", "Server mode: largest accepted /invoke body, in bytes."},
 	{"MAX_OUTPUT_BYTES", "33554432", "Largest function output accepted (stdout, OUTPUT_FILE or HTTP response body), in bytes."},
 	{"KILL_GRACE_MS", "2000", "Time between SIGTERM and SIGKILL to the function's process group, in milliseconds."},

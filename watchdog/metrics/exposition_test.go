@@ -14,7 +14,9 @@ import (
 // vmExposition is what github.com/VictoriaMetrics/metrics v1.45.0 wrote for
 // the sequence in TestExpositionIsUnchanged, when the watchdog used it:
 // the order of families and series, the metadata lines, and the number
-// formats are what scrapers and dashboards have seen since.
+// formats are what scrapers and dashboards have seen since. One series was
+// added later by hand, where VictoriaMetrics' sort puts it:
+// code="TOO_MANY_CONNECTIONS".
 const vmExposition = `# HELP watchdog_callback_failures_total
 # TYPE watchdog_callback_failures_total counter
 watchdog_callback_failures_total{function="fn"} 1
@@ -55,6 +57,7 @@ watchdog_rejected_requests_total{function="fn",code="BAD_REQUEST"} 0
 watchdog_rejected_requests_total{function="fn",code="BUSY"} 1
 watchdog_rejected_requests_total{function="fn",code="PAYLOAD_TOO_LARGE"} 0
 watchdog_rejected_requests_total{function="fn",code="SHUTTING_DOWN"} 0
+watchdog_rejected_requests_total{function="fn",code="TOO_MANY_CONNECTIONS"} 0
 watchdog_rejected_requests_total{function="fn",code="UNAUTHORIZED"} 0
 # HELP watchdog_runtime_restarts_total
 # TYPE watchdog_runtime_restarts_total counter

@@ -51,7 +51,7 @@ const (
 var RestartReasons = []string{RestartExited, RestartTimeout, RestartMaxInvocations, RestartStartFailed}
 
 // RejectCodes lists the values of the code label of rejected requests.
-var RejectCodes = []string{"BAD_REQUEST", "UNAUTHORIZED", "PAYLOAD_TOO_LARGE", "BUSY", "SHUTTING_DOWN"}
+var RejectCodes = []string{"BAD_REQUEST", "UNAUTHORIZED", "PAYLOAD_TOO_LARGE", "BUSY", "SHUTTING_DOWN", "TOO_MANY_CONNECTIONS"}
 
 // DurationBuckets are the upper bounds of the duration histogram, in
 // seconds: fine below a millisecond for warm runtimes, up to a minute.

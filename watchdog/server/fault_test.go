@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
@@ -513,3 +514,175 @@ func TestFaultLogsCarryNoPayloadOrOutput(t *testing.T) {
 		t.Errorf("the log carries the payload or the output:\n%s", logs)
 	}
 }
+
+// dialIdle opens a connection and reports whether it holds one of the
+// server's connection slots: a connection past WARM_MAX_CONNECTIONS is
+// answered at once, one that holds a slot hears nothing until it speaks.
+func dialIdle(t testing.TB, ts *testServer) (net.Conn, bool) {
+	t.Helper()
+	c := ts.dial(t)
+	_ = c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+	var b [1]byte
+	_, err := c.Read(b[:])
+	if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		_ = c.SetReadDeadline(time.Time{})
+		return c, true
+	}
+	c.Close()
+	return nil, false
+}
+
+// holdSlots opens n connections that each hold a slot. A connection the
+// test closed a moment ago may not have given its slot back yet (the server
+// sees the close asynchronously), so a refused one is tried again.
+func holdSlots(t testing.TB, ts *testServer, n int) []net.Conn {
+	t.Helper()
+	var held []net.Conn
+	deadline := time.Now().Add(10 * time.Second)
+	for len(held) < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d of %d connections got a slot within 10s", len(held), n)
+		}
+		if c, ok := dialIdle(t, ts); ok {
+			held = append(held, c)
+		} else {
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	return held
+}
+
+// getFresh GETs url on a new connection, closed afterwards, and retries
+// while the server turns it away for want of a free connection slot.
+func getFresh(t testing.TB, url string) (int, string) {
+	t.Helper()
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 5 * time.Second}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := client.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if !strings.Contains(string(body), `"code":"TOO_MANY_CONNECTIONS"`) || time.Now().After(deadline) {
+			return resp.StatusCode, string(body)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// With WARM_MAX_CONNECTIONS=3 and three idle connections open, a fourth
+// connection is answered at once with 503 TOO_MANY_CONNECTIONS (a JSON
+// error, Retry-After, Connection: close) and closed; it is counted and
+// logged. Once one of the three closes, a new connection is served.
+func TestFaultConnectionCapRefusesPastTheCap(t *testing.T) {
+	ts := startPerCall(t, "WARM_MAX_CONNECTIONS=3")
+	http.DefaultClient.CloseIdleConnections() // waitReady's keep-alive connection holds a slot
+	held := holdSlots(t, ts, 3)
+
+	c := ts.dial(t)
+	took, answer := waitClosed(t, c, 3*time.Second)
+	if took > time.Second {
+		t.Errorf("the refusal took %v", took)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(strings.NewReader(answer)), nil)
+	if err != nil {
+		t.Fatalf("the refusal is not an HTTP answer: %v: %q", err, answer)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	want := `{"error":{"code":"TOO_MANY_CONNECTIONS","message":"the watchdog already has WARM_MAX_CONNECTIONS=3 connections open; retry after a second, and reuse keep-alive connections"}}`
+	if resp.StatusCode != http.StatusServiceUnavailable || string(body) != want ||
+		resp.Header.Get("Retry-After") != "1" || !resp.Close || resp.Header.Get("Content-Type") != "application/json" {
+		t.Errorf("refusal: %d %v %s", resp.StatusCode, resp.Header, body)
+	}
+
+	// A request sent on a refused connection gets the same answer, not a reset.
+	c = ts.dial(t)
+	if _, err := io.WriteString(c, "GET /health HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	if _, answer := waitClosed(t, c, 3*time.Second); !strings.HasPrefix(answer, "HTTP/1.1 503 ") {
+		t.Errorf("a request on a refused connection: %q", answer)
+	}
+
+	// One of the three closes: its slot is free again.
+	held[0].Close()
+	if code, body := getFresh(t, ts.url+"/health"); code != http.StatusOK {
+		t.Errorf("after a connection closed: %d %s", code, body)
+	}
+	for _, c := range held[1:] {
+		c.Close()
+	}
+	_, metricsText := getFresh(t, ts.url+"/metrics")
+	if !regexpMatch(`watchdog_rejected_requests_total\{function="unknown",code="TOO_MANY_CONNECTIONS"\} [1-9]`, metricsText) {
+		t.Errorf("refusals not counted:\n%s", metricsText)
+	}
+	if n := strings.Count(ts.logs.String(), "refusing connections"); n != 1 {
+		t.Errorf("%d log lines about refused connections, want 1 (at most one per 10s):\n%s", n, ts.logs.String())
+	}
+}
+
+// A flood of 300 connections against a cap of 5: each is answered 503 or
+// closed, none hangs; afterwards every slot is free, the server serves,
+// and no goroutine is left.
+func TestFaultConnectionFloodPastTheCap(t *testing.T) {
+	ts := startPerCall(t, "WARM_MAX_CONNECTIONS=5")
+	http.DefaultClient.CloseIdleConnections()
+	goroutines := runtime.NumGoroutine()
+	held := holdSlots(t, ts, 5)
+
+	var refused, closed atomic.Int64
+	var wg sync.WaitGroup
+	for range 300 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := net.DialTimeout("tcp", ts.addr(), 5*time.Second)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer c.Close()
+			_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			data, err := io.ReadAll(c)
+			switch {
+			case strings.HasPrefix(string(data), "HTTP/1.1 503 "):
+				refused.Add(1)
+			case len(data) == 0 && !isTimeout(err):
+				closed.Add(1) // past the refusals being written at once: closed unanswered
+			default:
+				t.Errorf("a connection past the cap got %q (%v)", data, err)
+			}
+		}()
+	}
+	wg.Wait()
+	t.Logf("flood: %d answered 503, %d closed unanswered", refused.Load(), closed.Load())
+	if refused.Load() == 0 {
+		t.Error("no connection was answered 503")
+	}
+	for _, c := range held {
+		c.Close()
+	}
+	held = holdSlots(t, ts, 5) // every slot came back
+	for _, c := range held {
+		c.Close()
+	}
+	if code, body := getFresh(t, ts.url+"/health"); code != http.StatusOK {
+		t.Errorf("after the flood: %d %s", code, body)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > goroutines+10 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > goroutines+10 {
+		t.Errorf("%d goroutines after the flood, %d before", n, goroutines)
+	}
+}
+
+func isTimeout(err error) bool {
+	ne, ok := err.(net.Error)
+	return ok && ne.Timeout()
+}
+
+func regexpMatch(pattern, s string) bool { return regexp.MustCompile(pattern).MatchString(s) }

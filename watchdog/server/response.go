@@ -20,6 +20,9 @@ const (
 	CodePayloadTooLarge  = "PAYLOAD_TOO_LARGE"
 	CodeBusy             = "BUSY"
 	CodeShuttingDown     = "SHUTTING_DOWN"
+	// CodeTooManyConnections answers a connection past WARM_MAX_CONNECTIONS
+	// (503, before any request on it is read).
+	CodeTooManyConnections = "TOO_MANY_CONNECTIONS"
 )
 
 // Header values shared by every response; net/http only reads them.

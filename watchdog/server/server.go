@@ -133,6 +133,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) int {
 		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
+	if s.cfg.WarmMaxConnections > 0 {
+		ln = newLimitListener(ln, s.cfg.WarmMaxConnections, s.log,
+			func() { s.m.Rejected(CodeTooManyConnections) })
+	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 
