@@ -42,7 +42,7 @@ func TestDefaults(t *testing.T) {
 		WarmMaxInvocations: 0,
 		WarmMaxConnections: 256,
 		MaxPayloadBytes:    16 << 20,
-		CallbackAttempts:   4,
+		CallbackAttempts:   3,
 		CallbackBackoff:    200 * time.Millisecond,
 		CallbackTimeout:    10 * time.Second,
 		FunctionName:       "unknown",

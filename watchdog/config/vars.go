@@ -31,7 +31,7 @@ var vars = []Var{
 	{"MAX_PAYLOAD_BYTES", "16777216", "Server mode: largest accepted /invoke body, in bytes."},
 	{"MAX_OUTPUT_BYTES", "33554432", "Largest function output accepted (stdout, OUTPUT_FILE or HTTP response body), in bytes."},
 	{"KILL_GRACE_MS", "2000", "Time between SIGTERM and SIGKILL to the function's process group, in milliseconds."},
-	{"CALLBACK_ATTEMPTS", "4", "Callback delivery attempts (>= 1); transport errors, 408, 429 and 5xx are retried."},
+	{"CALLBACK_ATTEMPTS", "3", "Callback delivery attempts (>= 1); transport errors, 408, 429 and 5xx are retried."},
 	{"CALLBACK_BACKOFF_MS", "200", "Delay before the second callback attempt, doubled for each later one (capped at 5s)."},
 	{"CALLBACK_TIMEOUT_MS", "10000", "Timeout of each callback attempt, in milliseconds (> 0)."},
 	{"CALLBACK_ALLOWED_PREFIXES", "", "Server mode: comma-separated URL prefixes (e.g. http://control-plane:8080/v1/internal/executions); when set, an /invoke callback_url outside them is refused with 400. CALLBACK_URL itself is trusted."},

@@ -85,7 +85,7 @@ func (f *File) readOutput() ([]byte, *result.Result) {
 	}
 	file, err := os.OpenFile(f.cfg.OutputFile, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if errors.Is(err, fs.ErrNotExist) {
-		return fail("the function exited 0 but did not write OUTPUT_FILE %s", f.cfg.OutputFile)
+		return fail("OUTPUT_FILE %s was not created: the function exited 0 without writing it", f.cfg.OutputFile)
 	}
 	if err != nil {
 		return fail("cannot open OUTPUT_FILE %s: %v", f.cfg.OutputFile, err)

@@ -113,7 +113,7 @@ func checkOutput(what string, out []byte) (json.RawMessage, *result.Result) {
 	}
 	if !json.Valid(trimmed) {
 		quoted := excerpt(trimmed, 200)
-		r := result.Failure(result.FunctionError, "%s is not one JSON document: %s", what, quoted)
+		r := result.Failure(result.FunctionError, "Invalid JSON in %s: the function must produce one JSON document, got %s", what, quoted)
 		r.Error.Quoted = quoted
 		return nil, &r
 	}

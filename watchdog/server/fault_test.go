@@ -507,7 +507,7 @@ func TestFaultLogsCarryNoPayloadOrOutput(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 		logs = ts.logs.String()
 	}
-	if !strings.Contains(logs, `"msg":"invocation finished"`) || !strings.Contains(logs, `stdout is not one JSON document: (output not logged)`) {
+	if !strings.Contains(logs, `"msg":"invocation finished"`) || !strings.Contains(logs, `Invalid JSON in stdout: the function must produce one JSON document, got (output not logged)`) {
 		t.Errorf("no invocation line with a redacted message:\n%s", logs)
 	}
 	if strings.Contains(logs, "SECRET-") {
