@@ -333,10 +333,18 @@ func (s *Server) run(w http.ResponseWriter, r *http.Request, req *request) {
 	took := time.Since(start)
 	res.DurationMs = took.Milliseconds()
 	s.m.Finished(res.Success, res.ErrorCode() == result.Timeout, took)
+	// The delivery is registered while the slot is held (so a drain that
+	// sees the slot free also sees it), but sent only once the slot is
+	// free: a control plane that sends the next invocation as soon as it
+	// has this result must not get 429 BUSY.
+	var send func()
 	if req.callbackURL != "" {
-		s.deliver(req, res)
+		send = s.deliver(req, res)
 	}
 	s.release()
+	if send != nil {
+		go send()
+	}
 
 	if req.headerForm && res.Success {
 		out := []byte(res.Output)
@@ -372,17 +380,18 @@ func (s *Server) logInvocation(req *request, res *result.Result, took time.Durat
 	s.log.LogAttrs(ctx, slog.LevelInfo, "invocation finished", attrs...)
 }
 
-// deliver posts the result to the callback URL in the background, with the
-// one-shot retry rules; an undelivered result is logged whole (nothing is
-// lost) and counted. Shutdown waits for pending deliveries, bounded (see
-// waitDeliveries).
+// deliver registers the result's delivery to the callback URL and returns
+// the function that posts it, with the one-shot retry rules, to be run in
+// its own goroutine; nil when the result is not attempted. An undelivered
+// result is logged whole (nothing is lost) and counted. Shutdown waits for
+// pending deliveries, bounded (see waitDeliveries).
 //
 // Pending deliveries are bounded (maxPendingDeliveries results, and
 // maxPendingBytes of them): a control plane that hangs must not make the
 // watchdog hold a goroutine, a connection and a result for every
 // invocation. A result that does not fit is not attempted; it is logged
 // whole as undelivered, like one whose every attempt failed.
-func (s *Server) deliver(req *request, res result.Result) {
+func (s *Server) deliver(req *request, res result.Result) func() {
 	log := s.log.With("execution_id", req.executionID)
 	if req.traceID != "" {
 		log = log.With("trace_id", req.traceID)
@@ -397,16 +406,16 @@ func (s *Server) deliver(req *request, res result.Result) {
 		log.Error("callback undelivered", "undelivered", true, "url", callback.URL(base, id), "attempts", 0,
 			"error", fmt.Sprintf("not attempted: %d callbacks are already pending (at most %d, and %d bytes of results): the control plane is not taking results", pending, maxPendingDeliveries, maxPendingBytes),
 			"result", json.RawMessage(res.Marshal()))
-		return
+		return nil
 	}
 	s.deliveries.Add(1)
-	go func() {
+	return func() {
 		defer s.deliveries.Done()
 		defer s.releaseDelivery(size)
 		if oneshot.Deliver(s.deliveryCtx, base, id, trace, res, s.cb, log) != oneshot.ExitDelivered {
 			s.m.CallbackFailed()
 		}
-	}()
+	}
 }
 
 // reserveDelivery counts a result of size bytes as pending, unless the
