@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -263,14 +264,28 @@ func vmHWM(pid int) int64 {
 	return -1
 }
 
-// freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+// Ports for runtimes and watchdogs are picked from [portLow, portHigh),
+// below Linux's ephemeral range (32768-60999 by default).
+const portLow, portHigh = 20000, 32768
+
+// freePort returns a TCP port that is free on every address a moment ago,
+// picked at random below the ephemeral range. A port from Listen(":0") is
+// a poor choice for a process that binds it later: the kernel hands the
+// same ports to outgoing connections and to the next Listen(":0"), so the
+// runtime could find its port taken, or the watchdog could find another
+// program answering its readiness probe there.
 func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("cannot find a free port: %w", err)
+	start := rand.IntN(portHigh - portLow)
+	for i := range portHigh - portLow {
+		port := portLow + (start+i)%(portHigh-portLow)
+		ln, err := net.Listen("tcp", ":"+strconv.Itoa(port))
+		if err != nil {
+			continue
+		}
+		ln.Close()
+		return port, nil
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
+	return 0, fmt.Errorf("cannot find a free TCP port from %d to %d: close some listeners and retry", portLow, portHigh-1)
 }
 
 // syncWriter serialises whole writes, so lines never interleave.
