@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"nanofaas.dev/watchdog/freeport"
 )
 
 // Watchdog says how to start a watchdog process.
@@ -264,28 +264,15 @@ func vmHWM(pid int) int64 {
 	return -1
 }
 
-// Ports for runtimes and watchdogs are picked from [portLow, portHigh),
-// below Linux's ephemeral range (32768-60999 by default).
-const portLow, portHigh = 20000, 32768
-
-// freePort returns a TCP port that is free on every address a moment ago,
-// picked at random below the ephemeral range. A port from Listen(":0") is
-// a poor choice for a process that binds it later: the kernel hands the
-// same ports to outgoing connections and to the next Listen(":0"), so the
-// runtime could find its port taken, or the watchdog could find another
-// program answering its readiness probe there.
+// freePort returns a TCP port for a runtime or a watchdog to bind: free a
+// moment ago, and below the kernel's ephemeral range, so that no outgoing
+// connection takes it before the process binds it (see package freeport).
 func freePort() (int, error) {
-	start := rand.IntN(portHigh - portLow)
-	for i := range portHigh - portLow {
-		port := portLow + (start+i)%(portHigh-portLow)
-		ln, err := net.Listen("tcp", ":"+strconv.Itoa(port))
-		if err != nil {
-			continue
-		}
-		ln.Close()
-		return port, nil
+	port, err := freeport.Pick()
+	if err != nil {
+		return 0, fmt.Errorf("cannot find a port for the function: %w", err)
 	}
-	return 0, fmt.Errorf("cannot find a free TCP port from %d to %d: close some listeners and retry", portLow, portHigh-1)
+	return port, nil
 }
 
 // syncWriter serialises whole writes, so lines never interleave.

@@ -9,7 +9,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -20,6 +19,7 @@ import (
 	"time"
 
 	"nanofaas.dev/watchdog/callbacktest"
+	"nanofaas.dev/watchdog/freeport"
 )
 
 const nobody = "65534"
@@ -202,14 +202,14 @@ func (p pod) server(t *testing.T) string {
 	return string(body)
 }
 
+// freePort is a port for a process that binds it later (see package freeport).
 func freePort(t *testing.T) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := freeport.Pick()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return port
 }
 
 // whoami is a STDIO function that says which user runs it.

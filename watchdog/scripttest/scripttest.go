@@ -9,15 +9,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -25,6 +22,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"nanofaas.dev/watchdog/callbacktest"
+	"nanofaas.dev/watchdog/freeport"
 )
 
 type stateKey struct{}
@@ -95,14 +93,14 @@ func Conditions(cond string) (bool, error) {
 
 // Commands returns the custom commands.
 func Commands() map[string]func(ts *testscript.TestScript, neg bool, args []string) {
-	ports := &portPool{given: map[int]bool{}}
+	ports := &freeport.Pool{}
 	return map[string]func(ts *testscript.TestScript, neg bool, args []string){
 		"receiver":    cmdReceiver,
 		"callbacks":   cmdCallbacks,
 		"pids-dead":   cmdPidsDead,
 		"http":        cmdHTTP,
 		"wait-http":   cmdWaitHTTP,
-		"freeport":    ports.cmdFreeport,
+		"freeport":    cmdFreeport(ports),
 		"stopwatch":   cmdStopwatch,
 		"setenv-file": cmdSetenvFile,
 		"exit-code":   cmdExitCode,
@@ -379,47 +377,18 @@ func cmdWaitHTTP(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Fatalf("wait-http %s: gave up after %v (last: %s)", rest[0], timeout, last)
 }
 
-// portPool hands out TCP ports for the scripts of one test binary.
-//
-// A port is never handed out twice, and it comes from below the kernel's
-// ephemeral range (32768-60999 by default). A port taken with
-// Listen(":0") and closed again is a poor choice when scripts run in
-// parallel: the kernel hands the same ephemeral ports to the next
-// Listen(":0") and to outgoing connections, so a runtime could find its
-// port taken, and the watchdog could find another script's server
-// answering its readiness probe.
-type portPool struct {
-	mu    sync.Mutex
-	given map[int]bool
-}
-
-// Ports are picked from [portLow, portHigh).
-const portLow, portHigh = 20000, 32768
-
-// freeport VAR sets $VAR to a TCP port that is free on every address, below
-// the ephemeral range, and not yet handed out to another script.
-func (p *portPool) cmdFreeport(ts *testscript.TestScript, neg bool, args []string) {
-	if len(args) != 1 {
-		ts.Fatalf("usage: freeport VAR")
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	start := portLow + rand.IntN(portHigh-portLow)
-	for i := range portHigh - portLow {
-		port := portLow + (start-portLow+i)%(portHigh-portLow)
-		if p.given[port] {
-			continue
+// freeport VAR sets $VAR to a TCP port that is free on every address,
+// below the kernel's ephemeral range, and not yet handed out to another
+// script of this test binary (see package freeport).
+func cmdFreeport(ports *freeport.Pool) func(ts *testscript.TestScript, neg bool, args []string) {
+	return func(ts *testscript.TestScript, neg bool, args []string) {
+		if len(args) != 1 {
+			ts.Fatalf("usage: freeport VAR")
 		}
-		ln, err := net.Listen("tcp", ":"+strconv.Itoa(port))
-		if err != nil {
-			continue
-		}
-		ln.Close()
-		p.given[port] = true
+		port, err := ports.Take()
+		ts.Check(err)
 		ts.Setenv(args[0], strconv.Itoa(port))
-		return
 	}
-	ts.Fatalf("freeport: no free TCP port from %d to %d", portLow, portHigh-1)
 }
 
 // stopwatch start | stopwatch below D: time a step of the script.

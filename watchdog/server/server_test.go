@@ -23,6 +23,7 @@ import (
 	"nanofaas.dev/watchdog/process"
 	"nanofaas.dev/watchdog/protocol"
 	"nanofaas.dev/watchdog/server"
+	"nanofaas.dev/watchdog/freeport"
 )
 
 // runtimeEnv makes the test binary act as the warm HTTP runtime: a Go
@@ -64,14 +65,14 @@ func runRuntime() {
 	os.Exit(1)
 }
 
+// freePort is a port for a process that binds it later (see package freeport).
 func freePort(t testing.TB) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := freeport.Pick()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return port
 }
 
 type testServer struct {
