@@ -42,6 +42,7 @@ import (
 	"time"
 
 	"nanofaas.dev/watchdog/cli"
+	"nanofaas.dev/watchdog/freeport"
 )
 
 // The parts the binary plays, chosen by its first argument.
@@ -502,11 +503,5 @@ func (r *receiver) count() int {
 
 func (r *receiver) close() { _ = r.srv.Close() }
 
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
-}
+// freePort is a port for the watchdog or the runtime to bind (see package freeport).
+func freePort() (int, error) { return freeport.Pick() }
