@@ -98,12 +98,21 @@ size_of() {
 }
 
 # build_one IMAGE LOGNAME CMD... : run CMD (output to the log), record a row.
+# The image IMAGE named before, when the build gives the tag to a new one,
+# is removed by id: otherwise every change to the watchdog would leave
+# behind an untagged copy of each image (gigabytes after a day of work).
+# An old image still used by a container or by another image stays.
 build_one() {
-  local image="$1" logname="$2" t0=$SECONDS rc=0
+  local image="$1" logname="$2" t0=$SECONDS rc=0 old new
   shift 2
   local logf="$LOG_DIR/$logname.log"
+  old=$(docker image inspect -f '{{.Id}}' "$image" 2>/dev/null || true)
   log "building $image"
   "$@" >"$logf" 2>&1 </dev/null || rc=$?
+  new=$(docker image inspect -f '{{.Id}}' "$image" 2>/dev/null || true)
+  if [ "$rc" -eq 0 ] && [ -n "$old" ] && [ "$old" != "$new" ]; then
+    docker image rm "$old" >/dev/null 2>&1 || true
+  fi
   local secs=$((SECONDS - t0))
   if [ "$rc" -ne 0 ]; then
     {
