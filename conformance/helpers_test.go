@@ -152,11 +152,20 @@ var nonconforming = map[string][]string{
 
 var (
 	runtimeOnce sync.Once
+	runtimeDir  string // holds runtimeBin; removed when the tests end
 	runtimeBin  string
 	runtimeErr  error
 	buildMu     sync.Mutex
 	built       = map[string]error{}
 )
+
+// removeFixtureRuntime removes the fixture runtime nonconformingImage built,
+// once every test has run (TestMain).
+func removeFixtureRuntime() {
+	if runtimeDir != "" {
+		_ = os.RemoveAll(runtimeDir)
+	}
+}
 
 // nonconformingImage builds fixtures/nonconforming/<variant> (once per test
 // process; Docker's cache makes a rebuild cheap) and returns its tag. The
@@ -171,6 +180,7 @@ func nonconformingImage(t *testing.T, d *conformance.Docker, variant string) str
 			runtimeErr = err
 			return
 		}
+		runtimeDir = dir
 		runtimeBin = filepath.Join(dir, "runtime")
 		cmd := exec.Command("go", "build", "-trimpath", "-o", runtimeBin, ".")
 		cmd.Dir = filepath.Join(root, "fixtures", "nonconforming", "runtime")

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/url"
 	"os"
 	"os/exec"
@@ -18,12 +17,24 @@ import (
 	"nanofaas.dev/conformance"
 	emulator "nanofaas.dev/emulator/cli"
 	"nanofaas.dev/watchdog/cli"
+	"nanofaas.dev/watchdog/freeport"
 	"nanofaas.dev/watchdog/result"
 	"nanofaas.dev/watchdog/scripttest"
 )
 
+// cleanupM removes, once every test has run, what the tests built for the
+// whole process (RunMain exits the process itself, so this cannot follow it).
+type cleanupM struct{ *testing.M }
+
+// Run runs the tests, then removes the fixture runtime.
+func (c cleanupM) Run() int {
+	code := c.M.Run()
+	removeFixtureRuntime()
+	return code
+}
+
 func TestMain(m *testing.M) {
-	os.Exit(testscript.RunMain(m, map[string]func() int{
+	os.Exit(testscript.RunMain(cleanupM{m}, map[string]func() int{
 		"watchdog": func() int {
 			return cli.Main(context.Background(), "conformance-test", os.Args[1:], os.Environ(), os.Stdout, os.Stderr)
 		},
@@ -139,11 +150,12 @@ func cmdExample(ts *testscript.TestScript, neg bool, args []string) {
 	}
 }
 
+// freePort is a port for the example's runtime or watchdog to bind later
+// (see package freeport).
 func freePort(ts *testscript.TestScript) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := freeport.Pick()
 	ts.Check(err)
-	defer ln.Close()
-	return strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	return strconv.Itoa(port)
 }
 
 func compact(ts *testscript.TestScript, doc json.RawMessage) string {

@@ -19,7 +19,9 @@ fi
 rm -f target/.prepared
 
 log="$(mktemp)"
-trap 'rm -f "$log"' EXIT
+# The training run's Tomcat writes its work directories under java.io.tmpdir.
+jtmp="$(mktemp -d)"
+trap 'rm -rf "$log" "$jtmp"' EXIT
 if ! mvn -q -B package -DskipTests >"$log" 2>&1; then
   cat "$log" >&2
   echo "java-spring-http: mvn package failed" >&2
@@ -33,7 +35,7 @@ java -Djarmode=tools -jar target/app.jar extract --destination target/app >/dev/
 # (spring.context.exit=onRefresh), recording the loaded classes. Same flags and
 # the same relative jar path as the host command, or the JVM ignores the archive.
 if ! java -XX:ArchiveClassesAtExit=target/app/app.jsa "${JVM_FLAGS[@]}" \
-  -Dspring.context.exit=onRefresh -jar target/app/app.jar >target/cds-training.log 2>&1; then
+  -Djava.io.tmpdir="$jtmp" -Dspring.context.exit=onRefresh -jar target/app/app.jar >target/cds-training.log 2>&1; then
   # Only an optimisation: the JVM runs without the archive, just slower.
   echo "java-spring-http: WARNING: CDS training failed (see target/cds-training.log)" >&2
   rm -f target/app/app.jsa

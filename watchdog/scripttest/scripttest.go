@@ -64,6 +64,10 @@ func Setup(fixturesDir string) func(*testscript.Env) error {
 				return err
 			}
 		}
+		// Java ignores TMPDIR: without this, every JVM a script starts
+		// (the Spring Boot examples' Tomcat) leaves directories in /tmp,
+		// and /tmp/hsperfdata_<user> for its performance counters.
+		env.Setenv("JAVA_TOOL_OPTIONS", "-Djava.io.tmpdir="+env.Getenv("TMPDIR")+" -XX:-UsePerfData")
 		env.Setenv("FIXTURES", abs)
 		env.Setenv("PATH", bin+string(os.PathListSeparator)+abs+string(os.PathListSeparator)+env.Getenv("PATH"))
 		return nil
