@@ -39,6 +39,12 @@ modules=$(go list -m -f '{{.Dir}}' | sed "s#^$PWD#.#")
 patterns=""
 for m in $modules; do patterns="$patterns $m/..."; done
 
+# What the tests leave in the temp dir is reported at the end: each test
+# must remove what it creates. A warning, not a failure, since other
+# programs on the machine may write there too.
+tmpdir="${TMPDIR:-/tmp}"
+tmp_before=$(ls -A "$tmpdir" | sort)
+
 step "go vet"
 go vet $patterns
 
@@ -66,6 +72,12 @@ go run ./cmd/soak --calls 2000
 
 step "Benchmark, short (go run ./cmd/wdbench for the real figures)"
 go run ./cmd/wdbench --short
+
+left=$(comm -13 <(printf '%s\n' "$tmp_before") <(ls -A "$tmpdir" | sort) | grep -vxF "$(basename "$log")" || true)
+if [ -n "$left" ]; then
+  echo "test.sh: WARNING: left behind in $tmpdir by the tests (or by another program meanwhile):" >&2
+  printf '  %s\n' $left >&2
+fi
 
 printf '\ntest.sh: all tests passed in %ss\n' "$(( $(date +%s) - started ))"
 echo "tests: $passed passed, $failed failed, $skipped skipped"
