@@ -54,7 +54,10 @@ type InvokeOptions struct {
 // UsageError is a mistake in how the emulator was called (exit status 2).
 type UsageError struct{ Err error }
 
+// Error is the message of the wrapped error.
 func (e *UsageError) Error() string { return e.Err.Error() }
+
+// Unwrap returns the wrapped error.
 func (e *UsageError) Unwrap() error { return e.Err }
 
 func usagef(format string, args ...any) error {

@@ -56,6 +56,7 @@ type ManifestError struct {
 	Problem string
 }
 
+// Error names the manifest, the field and what is wrong with it.
 func (e *ManifestError) Error() string {
 	if e.Field == "" {
 		return fmt.Sprintf("%s: %s", e.File, e.Problem)
@@ -64,8 +65,8 @@ func (e *ManifestError) Error() string {
 }
 
 var (
-	namePattern   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
-	envNamePatten = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	namePattern    = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
+	envNamePattern = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 )
 
 // reservedEnv are variables the emulator sets itself: a manifest (or --env)
@@ -210,7 +211,7 @@ func ParseManifest(display, abs string, data []byte) (*Function, error) {
 
 // checkEnvName accepts a variable name a function may be given.
 func checkEnvName(k string) error {
-	if !envNamePatten.MatchString(k) {
+	if !envNamePattern.MatchString(k) {
 		return fmt.Errorf("%q is not a variable name: letters, digits and '_', not starting with a digit", k)
 	}
 	if why, ok := reservedEnv[k]; ok {

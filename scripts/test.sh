@@ -45,7 +45,13 @@ for m in $modules; do patterns="$patterns $m/..."; done
 tmpdir="${TMPDIR:-/tmp}"
 tmp_before=$(ls -A "$tmpdir" | sort)
 
-step "go vet"
+step "gofmt and go vet"
+unformatted=$(gofmt -l cmd watchdog emulator conformance fixtures examples/go-binary)
+if [ -n "$unformatted" ]; then
+  echo "test.sh: not gofmt-formatted (run gofmt -w on them):" >&2
+  printf '  %s\n' $unformatted >&2
+  exit 1
+fi
 go vet $patterns
 
 step "go test"

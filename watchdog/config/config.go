@@ -96,6 +96,7 @@ type Error struct {
 	Accepted string
 }
 
+// Error is the one line that names the variable, its value and what is accepted.
 func (e *Error) Error() string {
 	if e.Value == "" {
 		return fmt.Sprintf("%s is not set: %s", e.Var, e.Accepted)

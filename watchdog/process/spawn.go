@@ -105,6 +105,7 @@ type SpawnError struct {
 	Hint    string
 }
 
+// Error names the command, the cause and, when known, a hint.
 func (e *SpawnError) Error() string {
 	msg := fmt.Sprintf("cannot start %q: %v", e.Command, e.Err)
 	if e.Hint != "" {
@@ -113,6 +114,7 @@ func (e *SpawnError) Error() string {
 	return msg
 }
 
+// Unwrap returns the error from exec.
 func (e *SpawnError) Unwrap() error { return e.Err }
 
 // Start starts a process in a new process group. The process receives

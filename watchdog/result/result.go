@@ -34,6 +34,7 @@ type Error struct {
 	Quoted string `json:"-"`
 }
 
+// Error is the code and the message.
 func (e *Error) Error() string { return string(e.Code) + ": " + e.Message }
 
 // LogMessage is Message without what it quotes of the function's output:

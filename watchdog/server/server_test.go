@@ -19,11 +19,11 @@ import (
 	"nanofaas.dev/watchdog/callback"
 	"nanofaas.dev/watchdog/callbacktest"
 	"nanofaas.dev/watchdog/config"
+	"nanofaas.dev/watchdog/freeport"
 	"nanofaas.dev/watchdog/logging"
 	"nanofaas.dev/watchdog/process"
 	"nanofaas.dev/watchdog/protocol"
 	"nanofaas.dev/watchdog/server"
-	"nanofaas.dev/watchdog/freeport"
 )
 
 // runtimeEnv makes the test binary act as the warm HTTP runtime: a Go
