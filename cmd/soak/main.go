@@ -178,12 +178,13 @@ func newSoak(o options, stdout, stderr io.Writer) (*soak, error) {
 		s.cleanup()
 		return nil, err
 	}
-	wport, err := freePort()
+	var ports freeport.Pool // two ports, never the same one
+	wport, err := ports.Take()
 	if err != nil {
 		s.cleanup()
 		return nil, err
 	}
-	rport, err := freePort()
+	rport, err := ports.Take()
 	if err != nil {
 		s.cleanup()
 		return nil, err
@@ -502,6 +503,3 @@ func (r *receiver) count() int {
 }
 
 func (r *receiver) close() { _ = r.srv.Close() }
-
-// freePort is a port for the watchdog or the runtime to bind (see package freeport).
-func freePort() (int, error) { return freeport.Pick() }

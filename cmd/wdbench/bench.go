@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"nanofaas.dev/watchdog/freeport"
 	"nanofaas.dev/watchdog/process"
 )
 
@@ -279,7 +280,7 @@ func benchSTDIO(ctx context.Context, bins binaries, s settings) (STDIOReport, er
 	}
 	var handlers []*stdioHandler
 	for _, path := range paths {
-		port, err := freePort()
+		port, err := freeport.Pick()
 		if err != nil {
 			return r, err
 		}
@@ -484,7 +485,7 @@ func benchStartup(ctx context.Context, bins binaries, s settings) (StartupReport
 		return ready.Sub(start), nil
 	}
 	runtime := func() (time.Duration, error) {
-		port, err := freePort()
+		port, err := freeport.Pick()
 		if err != nil {
 			return 0, err
 		}

@@ -139,11 +139,8 @@ func (t *tailBuffer) String() string {
 	return string(t.buf)
 }
 
-// freePort returns a port for the watchdog or the runtime to bind (see
-// package freeport).
-func freePort() (int, error) { return freeport.Pick() }
-
-// freePorts returns n distinct ports like freePort.
+// freePorts returns n distinct ports for the watchdog and the runtime to
+// bind (see package freeport).
 func freePorts(n int) ([]int, error) {
 	var pool freeport.Pool
 	ports := make([]int, 0, n)
