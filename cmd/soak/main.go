@@ -178,13 +178,12 @@ func newSoak(o options, stdout, stderr io.Writer) (*soak, error) {
 		s.cleanup()
 		return nil, err
 	}
-	var ports freeport.Pool // two ports, never the same one
-	wport, err := ports.Take()
+	wport, err := freeport.Pick()
 	if err != nil {
 		s.cleanup()
 		return nil, err
 	}
-	rport, err := ports.Take()
+	rport, err := freeport.Pick()
 	if err != nil {
 		s.cleanup()
 		return nil, err

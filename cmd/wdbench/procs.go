@@ -142,10 +142,9 @@ func (t *tailBuffer) String() string {
 // freePorts returns n distinct ports for the watchdog and the runtime to
 // bind (see package freeport).
 func freePorts(n int) ([]int, error) {
-	var pool freeport.Pool
 	ports := make([]int, 0, n)
 	for range n {
-		port, err := pool.Take()
+		port, err := freeport.Pick()
 		if err != nil {
 			return nil, err
 		}

@@ -20,40 +20,41 @@ import (
 // Low and High bound the ports handed out: [Low, High).
 const Low, High = 20000, 32768
 
+// given holds the ports Pick has returned in this process. It is
+// process-wide on purpose, like the kernel's own table of ports: two
+// callers that each pick a port (a watchdog's and its runtime's, say) must
+// not get the same one before either is bound.
+var given = struct {
+	sync.Mutex
+	ports map[int]bool
+}{ports: map[int]bool{}}
+
 // Pick returns a port in [Low, High), chosen at random, that is free on
-// every address at the time of the call.
+// every address at the time of the call and that Pick has not returned
+// before in this process. Once every free port has been returned, it starts
+// over. It is safe for concurrent use.
 func Pick() (int, error) {
-	return pick(func(int) bool { return true })
-}
-
-// Pool hands out ports like Pick, never the same one twice. The zero
-// value is ready to use; it is safe for concurrent use.
-type Pool struct {
-	mu    sync.Mutex
-	given map[int]bool
-}
-
-// Take returns a port that Pick could return and that p has not handed out
-// before.
-func (p *Pool) Take() (int, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	port, err := pick(func(port int) bool { return !p.given[port] })
-	if err != nil {
-		return 0, err
+	given.Lock()
+	defer given.Unlock()
+	port, ok := pick(func(port int) bool { return !given.ports[port] })
+	if !ok {
+		clear(given.ports)
+		port, ok = pick(func(int) bool { return true })
 	}
-	if p.given == nil {
-		p.given = map[int]bool{}
+	if !ok {
+		return 0, fmt.Errorf("no free TCP port from %d to %d: too many listeners on this machine", Low, High-1)
 	}
-	p.given[port] = true
+	given.ports[port] = true
 	return port, nil
 }
 
-func pick(ok func(int) bool) (int, error) {
+// pick returns a free port that wanted accepts, trying them all from a
+// random start.
+func pick(wanted func(int) bool) (int, bool) {
 	start := rand.IntN(High - Low)
 	for i := range High - Low {
 		port := Low + (start+i)%(High-Low)
-		if !ok(port) {
+		if !wanted(port) {
 			continue
 		}
 		ln, err := net.Listen("tcp", ":"+strconv.Itoa(port))
@@ -61,7 +62,7 @@ func pick(ok func(int) bool) (int, error) {
 			continue
 		}
 		ln.Close()
-		return port, nil
+		return port, true
 	}
-	return 0, fmt.Errorf("no free TCP port from %d to %d: too many listeners on this machine", Low, High-1)
+	return 0, false
 }

@@ -21,25 +21,39 @@ func TestPickIsFreeAndBelowTheEphemeralRange(t *testing.T) {
 	ln.Close()
 }
 
-func TestPoolNeverHandsOutAPortTwice(t *testing.T) {
-	var p Pool
+func TestPickNeverReturnsAPortTwice(t *testing.T) {
 	seen := map[int]bool{}
 	for range 500 {
-		port, err := p.Take()
+		port, err := Pick()
 		if err != nil {
 			t.Fatal(err)
 		}
 		if seen[port] {
-			t.Fatalf("port %d handed out twice", port)
+			t.Fatalf("port %d returned twice", port)
 		}
 		seen[port] = true
 	}
 }
 
+// withGiven runs f with every port in [Low, High) but except marked as
+// already returned, then forgets them all.
+func withGiven(except int, f func()) {
+	given.Lock()
+	for port := Low; port < High; port++ {
+		if port != except {
+			given.ports[port] = true
+		}
+	}
+	given.Unlock()
+	defer func() {
+		given.Lock()
+		clear(given.ports)
+		given.Unlock()
+	}()
+	f()
+}
+
 func TestPickSkipsABusyPort(t *testing.T) {
-	var p Pool
-	// Hold every port but one of a pool's choices by marking them given,
-	// and listen on the last one: nothing is left to hand out.
 	busy, err := Pick()
 	if err != nil {
 		t.Fatal(err)
@@ -49,13 +63,29 @@ func TestPickSkipsABusyPort(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	p.given = map[int]bool{}
-	for port := Low; port < High; port++ {
-		if port != busy {
-			p.given[port] = true
+	// The only port not yet returned is in use: Pick starts over, and
+	// still does not return the busy one.
+	withGiven(busy, func() {
+		port, err := Pick()
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
-	if port, err := p.Take(); err == nil {
-		t.Fatalf("Take returned %d although the only candidate is in use", port)
-	}
+		if port == busy {
+			t.Fatalf("Pick returned %d, which is in use", port)
+		}
+	})
+}
+
+func TestPickStartsOverOnceEveryPortWasReturned(t *testing.T) {
+	withGiven(-1, func() {
+		if _, err := Pick(); err != nil {
+			t.Fatalf("with every port returned once, Pick failed instead of starting over: %v", err)
+		}
+		given.Lock()
+		n := len(given.ports)
+		given.Unlock()
+		if n != 1 {
+			t.Errorf("%d ports remembered after starting over, want 1", n)
+		}
+	})
 }

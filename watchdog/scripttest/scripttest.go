@@ -97,14 +97,13 @@ func Conditions(cond string) (bool, error) {
 
 // Commands returns the custom commands.
 func Commands() map[string]func(ts *testscript.TestScript, neg bool, args []string) {
-	ports := &freeport.Pool{}
 	return map[string]func(ts *testscript.TestScript, neg bool, args []string){
 		"receiver":    cmdReceiver,
 		"callbacks":   cmdCallbacks,
 		"pids-dead":   cmdPidsDead,
 		"http":        cmdHTTP,
 		"wait-http":   cmdWaitHTTP,
-		"freeport":    cmdFreeport(ports),
+		"freeport":    cmdFreeport,
 		"stopwatch":   cmdStopwatch,
 		"setenv-file": cmdSetenvFile,
 		"exit-code":   cmdExitCode,
@@ -384,15 +383,13 @@ func cmdWaitHTTP(ts *testscript.TestScript, neg bool, args []string) {
 // freeport VAR sets $VAR to a TCP port that is free on every address,
 // below the kernel's ephemeral range, and not yet handed out to another
 // script of this test binary (see package freeport).
-func cmdFreeport(ports *freeport.Pool) func(ts *testscript.TestScript, neg bool, args []string) {
-	return func(ts *testscript.TestScript, neg bool, args []string) {
-		if len(args) != 1 {
-			ts.Fatalf("usage: freeport VAR")
-		}
-		port, err := ports.Take()
-		ts.Check(err)
-		ts.Setenv(args[0], strconv.Itoa(port))
+func cmdFreeport(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 1 {
+		ts.Fatalf("usage: freeport VAR")
 	}
+	port, err := freeport.Pick()
+	ts.Check(err)
+	ts.Setenv(args[0], strconv.Itoa(port))
 }
 
 // stopwatch start | stopwatch below D: time a step of the script.
