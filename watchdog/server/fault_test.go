@@ -22,12 +22,7 @@ import (
 	"testing"
 	"time"
 
-	"nanofaas.dev/watchdog/callback"
 	"nanofaas.dev/watchdog/callbacktest"
-	"nanofaas.dev/watchdog/config"
-	"nanofaas.dev/watchdog/logging"
-	"nanofaas.dev/watchdog/process"
-	"nanofaas.dev/watchdog/protocol"
 	"nanofaas.dev/watchdog/server"
 )
 
@@ -45,36 +40,7 @@ func startPerCall(t testing.TB, extra ...string) *testServer {
 		"LOG_LEVEL=warn",
 		"PATH=" + os.Getenv("PATH"),
 	}, extra...)
-	cfg, err := config.New(env)
-	if err != nil {
-		t.Fatal(err)
-	}
-	logs := &syncBuffer{}
-	log := logging.New(logging.NewSyncWriter(logs), cfg.LogLevel, "json")
-	procs := process.NewManager(log, false)
-	deps := protocol.Deps{Procs: procs, Log: log, Stdout: io.Discard, Stderr: io.Discard}
-	cb := callback.NewClient(cfg.CallbackAttempts, cfg.CallbackBackoff, cfg.CallbackTimeout, log)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	ts := &testServer{url: "http://" + ln.Addr().String(), stop: cancel, done: make(chan int, 1), logs: logs}
-	go func() { ts.done <- server.New(cfg, deps, cb).Serve(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-ts.done:
-		case <-time.After(15 * time.Second):
-			t.Error("the server did not stop within 15s")
-		}
-		procs.Close()
-		if t.Failed() {
-			t.Logf("watchdog log:\n%s", logs.String())
-		}
-	})
-	ts.waitReady(t)
-	return ts
+	return serve(t, env, false, 15*time.Second)
 }
 
 func (ts *testServer) addr() string { return strings.TrimPrefix(ts.url, "http://") }

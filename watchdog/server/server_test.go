@@ -121,12 +121,27 @@ func start(t testing.TB, extra ...string) *testServer {
 		"LOG_LEVEL=warn",
 		"PATH=" + os.Getenv("PATH"),
 	}, extra...)
+	ts := serve(t, env, true, 10*time.Second)
+	ts.runtimeURL = runtimeURL
+	return ts
+}
+
+// serve runs a server-mode watchdog configured by env on a free loopback
+// port until the test ends, and waits until it is ready. Its log goes to
+// ts.logs, and to the test's log too when verbose; otherwise it is shown
+// only when the test fails. The watchdog must stop within stopWithin.
+func serve(t testing.TB, env []string, verbose bool, stopWithin time.Duration) *testServer {
+	t.Helper()
 	cfg, err := config.New(env)
 	if err != nil {
 		t.Fatal(err)
 	}
 	logs := &syncBuffer{}
-	log := logging.New(logging.NewSyncWriter(io.MultiWriter(testWriter{t}, logs)), cfg.LogLevel, "json")
+	var w io.Writer = logs
+	if verbose {
+		w = io.MultiWriter(testWriter{t}, logs)
+	}
+	log := logging.New(logging.NewSyncWriter(w), cfg.LogLevel, "json")
 	procs := process.NewManager(log, false)
 	deps := protocol.Deps{Procs: procs, Log: log, Stdout: io.Discard, Stderr: io.Discard}
 	cb := callback.NewClient(cfg.CallbackAttempts, cfg.CallbackBackoff, cfg.CallbackTimeout, log)
@@ -135,16 +150,19 @@ func start(t testing.TB, extra ...string) *testServer {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	ts := &testServer{url: "http://" + ln.Addr().String(), runtimeURL: runtimeURL, stop: cancel, done: make(chan int, 1), logs: logs}
+	ts := &testServer{url: "http://" + ln.Addr().String(), stop: cancel, done: make(chan int, 1), logs: logs}
 	go func() { ts.done <- server.New(cfg, deps, cb).Serve(ctx, ln) }()
 	t.Cleanup(func() {
 		cancel()
 		select {
 		case <-ts.done:
-		case <-time.After(10 * time.Second):
-			t.Error("the server did not stop within 10s")
+		case <-time.After(stopWithin):
+			t.Errorf("the server did not stop within %v", stopWithin)
 		}
 		procs.Close()
+		if !verbose && t.Failed() {
+			t.Logf("watchdog log:\n%s", logs.String())
+		}
 	})
 	ts.waitReady(t)
 	return ts
