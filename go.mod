@@ -64,6 +64,7 @@ require (
 require (
 	github.com/alecthomas/kong v1.17.0 // indirect
 	golang.org/x/sys v0.50.0 // indirect
+	nanofaas.dev/devkit v0.0.0
 )
 
 replace nanofaas.dev/watchdog => ./watchdog
@@ -71,3 +72,5 @@ replace nanofaas.dev/watchdog => ./watchdog
 replace nanofaas.dev/emulator => ./emulator
 
 replace nanofaas.dev/conformance => ./conformance
+
+replace nanofaas.dev/devkit => ./devkit

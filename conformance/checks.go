@@ -11,7 +11,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"nanofaas.dev/watchdog/callbacktest"
+	"nanofaas.dev/devkit/receiver"
 	"nanofaas.dev/watchdog/result"
 )
 
@@ -95,7 +95,7 @@ func checkEntrypoint(s *session) verdict {
 	if len(r.calls) != 1 {
 		return fail("%d results were delivered for the invocation, want exactly 1 (container exit code %d)%s", len(r.calls), r.exitCode, logTail(r.logs))
 	}
-	if want := callbacktest.ExecutionsPath + "/" + r.id + ":complete"; r.calls[0].Path != want {
+	if want := receiver.ExecutionsPath + "/" + r.id + ":complete"; r.calls[0].Path != want {
 		return fail("the result went to %s, want %s", r.calls[0].Path, want)
 	}
 	if r.exitCode != 0 {

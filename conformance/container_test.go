@@ -16,7 +16,7 @@ import (
 	"github.com/testcontainers/testcontainers-go"
 
 	"nanofaas.dev/conformance"
-	"nanofaas.dev/watchdog/callbacktest"
+	"nanofaas.dev/devkit/receiver"
 	"nanofaas.dev/watchdog/result"
 )
 
@@ -49,7 +49,7 @@ func startContainer(t *testing.T, d *conformance.Docker, spec conformance.Contai
 
 // startReceiver starts the suite's callback receiver (before: see
 // conformance.StartReceiver) and closes it when the test ends.
-func startReceiver(t *testing.T, before func(callbacktest.Call)) *callbacktest.Receiver {
+func startReceiver(t *testing.T, before func(receiver.Call)) *receiver.Receiver {
 	t.Helper()
 	r, err := conformance.StartReceiver(before)
 	if err != nil {
@@ -71,7 +71,7 @@ func requireExample(t *testing.T, dir string) (*conformance.Docker, Example, *co
 // fnSpec is a one-shot container of image (which has python3: the
 // python-stdio example's) whose function is the watchdog's versatile test
 // function, fn.py ARGS, reporting execution id to recv.
-func fnSpec(t *testing.T, image, id string, recv *callbacktest.Receiver, args string) conformance.ContainerSpec {
+func fnSpec(t *testing.T, image, id string, recv *receiver.Receiver, args string) conformance.ContainerSpec {
 	t.Helper()
 	return conformance.ContainerSpec{
 		Image: image,
@@ -91,7 +91,7 @@ func fnSpec(t *testing.T, image, id string, recv *callbacktest.Receiver, args st
 // startFn starts, for a fresh execution id of kind, a container of the
 // python-stdio example's image that runs fn.py ARGS (see fnSpec) and reports
 // to a receiver of its own.
-func startFn(t *testing.T, kind, args string) (*callbacktest.Receiver, string, *conformance.Container) {
+func startFn(t *testing.T, kind, args string) (*receiver.Receiver, string, *conformance.Container) {
 	t.Helper()
 	d, ex, _ := requireExample(t, "python-stdio")
 	recv := startReceiver(t, nil)
@@ -111,7 +111,7 @@ func waitExitZero(t *testing.T, c *conformance.Container) {
 
 // onlyCall is the one callback recv got for id; the test fails when there
 // is not exactly one.
-func onlyCall(t *testing.T, recv *callbacktest.Receiver, id string, c *conformance.Container) callbacktest.Call {
+func onlyCall(t *testing.T, recv *receiver.Receiver, id string, c *conformance.Container) receiver.Call {
 	t.Helper()
 	calls := recv.For(id)
 	if len(calls) != 1 {
@@ -121,7 +121,7 @@ func onlyCall(t *testing.T, recv *callbacktest.Receiver, id string, c *conforman
 }
 
 // onlyResult is onlyCall and its decoded result.
-func onlyResult(t *testing.T, recv *callbacktest.Receiver, id string, c *conformance.Container) (callbacktest.Call, result.Result) {
+func onlyResult(t *testing.T, recv *receiver.Receiver, id string, c *conformance.Container) (receiver.Call, result.Result) {
 	t.Helper()
 	call := onlyCall(t, recv, id, c)
 	res, err := call.Result()
@@ -202,7 +202,7 @@ func TestContainerCallback(t *testing.T) {
 			waitExitZero(t, c)
 			got := onlyCall(t, recv, id, c)
 			want := map[string]string{
-				"path":           callbacktest.ExecutionsPath + "/" + id + ":complete",
+				"path":           receiver.ExecutionsPath + "/" + id + ":complete",
 				"Content-Type":   "application/json",
 				"X-Execution-Id": id,
 				"X-Trace-Id":     "trace-" + id,
@@ -248,7 +248,7 @@ func TestContainerTimeoutKillsTree(t *testing.T) {
 	atCallback := make(chan []conformance.Process, 1)
 	var c *conformance.Container
 	ready := make(chan struct{})
-	recv := startReceiver(t, func(cb callbacktest.Call) {
+	recv := startReceiver(t, func(cb receiver.Call) {
 		if cb.ExecutionID() != id {
 			return
 		}

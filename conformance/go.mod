@@ -65,8 +65,11 @@ require (
 	go.yaml.in/yaml/v3 v3.0.5 // indirect
 	golang.org/x/crypto v0.58.0 // indirect
 	golang.org/x/sys v0.50.0 // indirect
+	nanofaas.dev/devkit v0.0.0
 )
 
 replace nanofaas.dev/watchdog => ../watchdog
 
 replace nanofaas.dev/emulator => ../emulator
+
+replace nanofaas.dev/devkit => ../devkit

@@ -15,7 +15,7 @@ import (
 	"sync"
 	"time"
 
-	"nanofaas.dev/watchdog/callbacktest"
+	"nanofaas.dev/devkit/receiver"
 	"nanofaas.dev/watchdog/result"
 )
 
@@ -316,7 +316,7 @@ type session struct {
 	mode string
 	img  *ImageConfig
 	d    *Docker
-	recv *callbacktest.Receiver
+	recv *receiver.Receiver
 
 	mu     sync.Mutex
 	probes map[probe]*probeRun
@@ -402,7 +402,7 @@ type oneShot struct {
 	env      map[string]string
 	err      error // the run itself failed (could not start, did not exit)
 	exitCode int
-	calls    []callbacktest.Call
+	calls    []receiver.Call
 	result   *result.Result
 	logs     []byte
 	events   []logEvent

@@ -16,10 +16,10 @@ import (
 
 	"nanofaas.dev/conformance"
 	emulator "nanofaas.dev/emulator/cli"
-	"nanofaas.dev/watchdog/cli"
-	"nanofaas.dev/watchdog/freeport"
+	"nanofaas.dev/watchdog"
+	"nanofaas.dev/devkit/freeport"
 	"nanofaas.dev/watchdog/result"
-	"nanofaas.dev/watchdog/scripttest"
+	"nanofaas.dev/devkit/scripttest"
 )
 
 // cleanupM removes, once every test has run, what the tests built for the
@@ -36,7 +36,7 @@ func (c cleanupM) Run() int {
 func TestMain(m *testing.M) {
 	os.Exit(testscript.RunMain(cleanupM{m}, map[string]func() int{
 		"watchdog": func() int {
-			return cli.Main(context.Background(), "conformance-test", os.Args[1:], os.Environ(), os.Stdout, os.Stderr)
+			return watchdog.Main(context.Background(), "conformance-test", os.Args[1:], os.Environ(), os.Stdout, os.Stderr)
 		},
 		// The emulator re-executes itself (os.Executable) for its built-in
 		// watchdog: this one command is both.

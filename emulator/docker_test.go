@@ -18,7 +18,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"nanofaas.dev/watchdog/freeport"
+	"nanofaas.dev/devkit/freeport"
 )
 
 // The --image tests need Docker. Without a daemon they are skipped, loudly;

@@ -11,6 +11,11 @@ require (
 	nanofaas.dev/watchdog v0.0.0
 )
 
-require golang.org/x/tools v0.26.0 // indirect
+require (
+	golang.org/x/tools v0.26.0 // indirect
+	nanofaas.dev/devkit v0.0.0
+)
 
 replace nanofaas.dev/watchdog => ../watchdog
+
+replace nanofaas.dev/devkit => ../devkit

@@ -16,7 +16,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"nanofaas.dev/watchdog/freeport"
+	"nanofaas.dev/devkit/freeport"
 )
 
 // Watchdog says how to start a watchdog process.

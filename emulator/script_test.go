@@ -18,7 +18,7 @@ import (
 
 	"nanofaas.dev/emulator/cli"
 	"nanofaas.dev/watchdog"
-	"nanofaas.dev/watchdog/scripttest"
+	"nanofaas.dev/devkit/scripttest"
 )
 
 func TestMain(m *testing.M) {

@@ -3,10 +3,14 @@ module nanofaas.dev/watchdog
 go 1.26.8
 
 require (
-	github.com/alecthomas/kong v1.17.0
 	github.com/google/go-cmp v0.7.0
 	github.com/rogpeppe/go-internal v1.16.0
 	golang.org/x/sys v0.50.0
 )
 
-require golang.org/x/tools v0.26.0 // indirect
+require (
+	golang.org/x/tools v0.26.0 // indirect
+	nanofaas.dev/devkit v0.0.0
+)
+
+replace nanofaas.dev/devkit => ../devkit

@@ -18,8 +18,8 @@ import (
 	"testing"
 	"time"
 
-	"nanofaas.dev/watchdog/callbacktest"
-	"nanofaas.dev/watchdog/freeport"
+	"nanofaas.dev/devkit/receiver"
+	"nanofaas.dev/devkit/freeport"
 )
 
 const nobody = "65534"
@@ -123,7 +123,7 @@ func baseEnv(t *testing.T, extra ...string) []string {
 // receiver got.
 func (p pod) oneShot(t *testing.T, env ...string) string {
 	t.Helper()
-	recv, err := callbacktest.Start(callbacktest.Behaviour{})
+	recv, err := receiver.Start(receiver.Behaviour{})
 	if err != nil {
 		t.Fatal(err)
 	}

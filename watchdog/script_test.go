@@ -7,14 +7,14 @@ import (
 
 	"github.com/rogpeppe/go-internal/testscript"
 
-	"nanofaas.dev/watchdog/cli"
-	"nanofaas.dev/watchdog/scripttest"
+	"nanofaas.dev/watchdog"
+	"nanofaas.dev/devkit/scripttest"
 )
 
 func TestMain(m *testing.M) {
 	os.Exit(testscript.RunMain(m, map[string]func() int{
 		"watchdog": func() int {
-			return cli.Main(context.Background(), "test", os.Args[1:], os.Environ(), os.Stdout, os.Stderr)
+			return watchdog.Main(context.Background(), "test", os.Args[1:], os.Environ(), os.Stdout, os.Stderr)
 		},
 	}))
 }

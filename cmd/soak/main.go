@@ -41,8 +41,8 @@ import (
 	"syscall"
 	"time"
 
-	"nanofaas.dev/watchdog/cli"
-	"nanofaas.dev/watchdog/freeport"
+	"nanofaas.dev/watchdog"
+	"nanofaas.dev/devkit/freeport"
 )
 
 // The parts the binary plays, chosen by its first argument.
@@ -78,7 +78,7 @@ func watchdogPart() int {
 			}
 		}()
 	}
-	return cli.Main(context.Background(), "soak", nil, os.Environ(), os.Stdout, os.Stderr)
+	return watchdog.Main(context.Background(), "soak", nil, os.Environ(), os.Stdout, os.Stderr)
 }
 
 // runtimePart is the warm runtime: /health, and /invoke doing what the

@@ -13,8 +13,8 @@ import (
 	"sync"
 	"time"
 
-	"nanofaas.dev/watchdog/freeport"
-	"nanofaas.dev/watchdog/process"
+	"nanofaas.dev/devkit/freeport"
+	"nanofaas.dev/watchdog/proctree"
 )
 
 // payload is what every invocation sends; the fixtures echo it.
@@ -191,7 +191,7 @@ func benchMemory(ctx context.Context, bins binaries, s settings) (MemoryReport, 
 		return r, err
 	}
 	r.IdleRSSKB, r.IdleRssAnonKB, r.IdleRssFileKB = idle.VmRSS, idle.RssAnon, idle.RssFile
-	if kids := process.ChildrenOf(wd.pid); len(kids) > 0 {
+	if kids := proctree.Children(wd.pid); len(kids) > 0 {
 		if rt, err := readRSS(kids[0]); err == nil {
 			r.RuntimeIdleRSSKB = rt.VmRSS
 		}

@@ -14,7 +14,7 @@ import (
 	"syscall"
 	"time"
 
-	"nanofaas.dev/watchdog/freeport"
+	"nanofaas.dev/devkit/freeport"
 )
 
 // procs tracks every process the benchmark started, so that each is

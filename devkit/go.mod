@@ -1,0 +1,13 @@
+module nanofaas.dev/devkit
+
+go 1.26.8
+
+require (
+	github.com/rogpeppe/go-internal v1.16.0
+	golang.org/x/sys v0.50.0
+	nanofaas.dev/watchdog v0.0.0
+)
+
+require golang.org/x/tools v0.26.0 // indirect
+
+replace nanofaas.dev/watchdog => ../watchdog

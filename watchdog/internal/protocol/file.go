@@ -1,0 +1,113 @@
+package protocol
+
+import (
+	"context"
+	"errors"
+	"io"
+	"io/fs"
+	"os"
+	"syscall"
+	"time"
+
+	"nanofaas.dev/watchdog/config"
+	"nanofaas.dev/watchdog/internal/process"
+	"nanofaas.dev/watchdog/result"
+)
+
+// File runs the function once per invocation: the payload in INPUT_FILE, the
+// result expected in OUTPUT_FILE, stdout and stderr passed through to the log.
+type File struct {
+	cfg  config.Config
+	deps Deps
+}
+
+// Start does nothing: each invocation starts its own process.
+func (f *File) Start(context.Context) *result.Result { return nil }
+
+// Stop does nothing: no process outlives its invocation.
+func (f *File) Stop() {}
+
+// Invoke runs one invocation.
+func (f *File) Invoke(ctx context.Context, inv Invocation) result.Result {
+	start := time.Now()
+	defer os.Remove(f.cfg.InputFile)
+	defer os.Remove(f.cfg.OutputFile)
+	if err := os.Remove(f.cfg.OutputFile); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		// On a read-only filesystem (or a directory the watchdog may not
+		// enter) the removal fails even when there is nothing to remove:
+		// call the file stale only when it is there.
+		if _, statErr := os.Lstat(f.cfg.OutputFile); statErr != nil {
+			return result.Failure(result.SpawnError, "OUTPUT_FILE %s cannot be written: %v (make its directory writable, or set OUTPUT_FILE)", f.cfg.OutputFile, err).Took(start)
+		}
+		return result.Failure(result.SpawnError, "cannot remove the stale OUTPUT_FILE %s: %v", f.cfg.OutputFile, err).Took(start)
+	}
+	payload := []byte(inv.Payload)
+	if payload == nil {
+		payload = []byte("null")
+	}
+	if err := os.WriteFile(f.cfg.InputFile, payload, 0o644); err != nil {
+		return result.Failure(result.SpawnError, "cannot write INPUT_FILE %s: %v (make its directory writable, or set INPUT_FILE)", f.cfg.InputFile, err).Took(start)
+	}
+	env := append(invocationEnv(inv), "INPUT_FILE="+f.cfg.InputFile, "OUTPUT_FILE="+f.cfg.OutputFile)
+	c, err := f.deps.Procs.StartChild(process.Options{
+		Argv:       f.cfg.Command,
+		Env:        childEnv(f.cfg.Env, env...),
+		StdoutSink: f.deps.Stdout,
+		StderrSink: f.deps.Stderr,
+	})
+	if err != nil {
+		return spawnFailure(err).Took(start)
+	}
+	timeout, interrupted := waitChild(ctx, c, inv, f.cfg.KillGrace)
+	if timeout != nil {
+		return timeout.Took(start)
+	}
+	if !c.Exit().Success() {
+		return exitFailure(c, interrupted).Took(start)
+	}
+	out, bad := f.readOutput()
+	if bad != nil {
+		return bad.WithExitCode(0).Took(start)
+	}
+	doc, bad := checkOutput("OUTPUT_FILE "+f.cfg.OutputFile, out)
+	if bad != nil {
+		return bad.WithExitCode(0).Took(start)
+	}
+	return result.Success(doc).WithExitCode(0).Took(start)
+}
+
+// readOutput reads OUTPUT_FILE up to the output limit. It refuses anything
+// but a regular file, so a FIFO or a device cannot hang or flood the watchdog.
+func (f *File) readOutput() ([]byte, *result.Result) {
+	fail := func(format string, args ...any) ([]byte, *result.Result) {
+		r := result.Failure(result.FunctionError, format, args...)
+		return nil, &r
+	}
+	file, err := os.OpenFile(f.cfg.OutputFile, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if errors.Is(err, fs.ErrNotExist) {
+		return fail("OUTPUT_FILE %s was not created: the function exited 0 without writing it", f.cfg.OutputFile)
+	}
+	if err != nil {
+		return fail("cannot open OUTPUT_FILE %s: %v", f.cfg.OutputFile, err)
+	}
+	defer file.Close()
+	info, err := file.Stat()
+	if err != nil {
+		return fail("cannot stat OUTPUT_FILE %s: %v", f.cfg.OutputFile, err)
+	}
+	if !info.Mode().IsRegular() {
+		return fail("OUTPUT_FILE %s is not a regular file (%s)", f.cfg.OutputFile, info.Mode().Type())
+	}
+	limit := f.cfg.MaxOutputBytes
+	if info.Size() > limit {
+		return fail("OUTPUT_FILE %s is %d bytes, over MAX_OUTPUT_BYTES=%d", f.cfg.OutputFile, info.Size(), limit)
+	}
+	data, err := io.ReadAll(io.LimitReader(file, limit+1))
+	if err != nil {
+		return fail("cannot read OUTPUT_FILE %s: %v", f.cfg.OutputFile, err)
+	}
+	if int64(len(data)) > limit {
+		return fail("OUTPUT_FILE %s is over MAX_OUTPUT_BYTES=%d", f.cfg.OutputFile, limit)
+	}
+	return data, nil
+}

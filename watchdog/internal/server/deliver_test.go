@@ -1,0 +1,60 @@
+package server
+
+import (
+	"context"
+	"io"
+	"testing"
+	"time"
+
+	"nanofaas.dev/watchdog/internal/callback"
+	"nanofaas.dev/devkit/receiver"
+	"nanofaas.dev/watchdog/config"
+	"nanofaas.dev/watchdog/internal/logging"
+	"nanofaas.dev/watchdog/internal/process"
+	"nanofaas.dev/watchdog/internal/protocol"
+	"nanofaas.dev/watchdog/result"
+)
+
+// deliver registers a result's delivery (so that a drain waits for it) but
+// sends nothing itself: run sends it only once the invocation slot is
+// free, so a control plane that dispatches the next call as soon as it has
+// a result never finds the slot taken.
+func TestDeliverRegistersButSendsOnlyWhenTold(t *testing.T) {
+	recv, err := receiver.Start(receiver.Behaviour{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer recv.Close()
+	cfg, err := config.New([]string{"WARM=true", "EXECUTION_MODE=STDIO", "WATCHDOG_CMD=true"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := logging.New(io.Discard, cfg.LogLevel, "json")
+	procs := process.NewManager(log, false)
+	defer procs.Close()
+	deps := protocol.Deps{Procs: procs, Log: log, Stdout: io.Discard, Stderr: io.Discard}
+	s := New(cfg, deps, callback.NewClient(cfg.CallbackAttempts, cfg.CallbackBackoff, cfg.CallbackTimeout, log))
+
+	send := s.deliver(&request{executionID: "later", callbackURL: recv.Base}, result.Success([]byte(`1`)))
+	if send == nil {
+		t.Fatal("deliver refused the only pending result")
+	}
+	if n := s.pendingN; n != 1 {
+		t.Errorf("%d deliveries pending after deliver, want 1 (the drain must see it)", n)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if calls := recv.Calls(); len(calls) != 0 {
+		t.Fatalf("deliver sent the result itself (%d requests) before it was told to", len(calls))
+	}
+
+	go send()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := recv.WaitDelivered(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	s.deliveries.Wait()
+	if n := s.pendingN; n != 0 {
+		t.Errorf("%d deliveries pending after the send, want 0", n)
+	}
+}
