@@ -8,7 +8,8 @@ type Var struct {
 }
 
 // vars lists every variable the watchdog reads, in the order --help and the
-// README show them. The defaults here are the ones New applies.
+// configuration table of docs/configuration.md show them. The defaults here
+// are the ones New applies.
 var vars = []Var{
 	{"EXECUTION_ID", "", "Unique execution identifier; required in one-shot mode."},
 	{"CALLBACK_URL", "", "Control-plane callback base URL; required in one-shot mode. The result goes to CALLBACK_URL/{EXECUTION_ID}:complete unless it already ends in :complete."},

@@ -7,8 +7,8 @@ import (
 	"nanofaas.dev/watchdog/config"
 )
 
-// MarkdownTable renders the environment variables as the README's
-// configuration table.
+// MarkdownTable renders the environment variables as the
+// configuration table of docs/configuration.md.
 func MarkdownTable() string {
 	var b strings.Builder
 	b.WriteString("| Variable | Default | Meaning |\n|---|---|---|\n")

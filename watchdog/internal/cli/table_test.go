@@ -9,37 +9,38 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
-var update = flag.Bool("update", false, "rewrite the README's configuration table from the code")
+var update = flag.Bool("update", false, "rewrite the configuration table of docs/configuration.md from the code")
 
 const (
 	tableStart = "<!-- config-table:start -->\n"
 	tableEnd   = "<!-- config-table:end -->"
 )
 
-// TestREADMEConfigTable keeps the README's configuration table equal to the
-// variables the code reads. Run with -update to regenerate it.
-func TestREADMEConfigTable(t *testing.T) {
-	const path = "../../README.md"
+// TestConfigurationDocTable keeps the configuration table of
+// docs/configuration.md equal to the variables the code reads. Run with
+// -update to regenerate it.
+func TestConfigurationDocTable(t *testing.T) {
+	const path = "../../docs/configuration.md"
 	data, err := os.ReadFile(path)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("cannot read the configuration doc: %v", err)
 	}
-	readme := string(data)
-	start := strings.Index(readme, tableStart)
-	end := strings.Index(readme, tableEnd)
+	doc := string(data)
+	start := strings.Index(doc, tableStart)
+	end := strings.Index(doc, tableEnd)
 	if start < 0 || end < start {
-		t.Fatalf("README.md has no %q ... %q section", tableStart, tableEnd)
+		t.Fatalf("%s has no %q ... %q section; put the markers back around the configuration table", path, tableStart, tableEnd)
 	}
-	got := readme[start+len(tableStart) : end]
+	got := doc[start+len(tableStart) : end]
 	want := MarkdownTable()
 	if *update {
-		readme = readme[:start+len(tableStart)] + want + readme[end:]
-		if err := os.WriteFile(path, []byte(readme), 0o644); err != nil {
-			t.Fatal(err)
+		doc = doc[:start+len(tableStart)] + want + doc[end:]
+		if err := os.WriteFile(path, []byte(doc), 0o644); err != nil {
+			t.Fatalf("cannot rewrite the configuration doc: %v", err)
 		}
 		return
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("README configuration table is stale; run go test ./watchdog/cli -update (-want +got):\n%s", diff)
+		t.Errorf("configuration table of docs/configuration.md is stale; run go test ./watchdog/cli -update (-want +got):\n%s", diff)
 	}
 }
