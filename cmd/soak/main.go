@@ -13,7 +13,7 @@
 // Every answer is checked: status, code, and that the output is this call's.
 //
 // One binary plays three parts: the driver, the watchdog (the real
-// nanofaas.dev/watchdog/cli, plus a goroutine that writes its goroutine
+// nanofaas.dev/watchdog (Main), plus a goroutine that writes its goroutine
 // count and heap to a file: a production watchdog has no debug endpoint),
 // and the runtime (a small Go HTTP server). The figures are printed, never
 // judged: soak exits 0 unless the watchdog crashed or an invocation got a

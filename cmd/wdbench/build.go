@@ -20,19 +20,19 @@ type binaries struct {
 }
 
 // repoRoot finds the workspace root (the directory with go.work and
-// cmd/watchdog) from the working directory up.
+// watchdog/cmd/watchdog) from the working directory up.
 func repoRoot() (string, error) {
 	dir, err := os.Getwd()
 	if err != nil {
 		return "", err
 	}
 	for {
-		if fileExists(filepath.Join(dir, "go.work")) && fileExists(filepath.Join(dir, "cmd", "watchdog", "main.go")) {
+		if fileExists(filepath.Join(dir, "go.work")) && fileExists(filepath.Join(dir, "watchdog", "cmd", "watchdog", "main.go")) {
 			return dir, nil
 		}
 		parent := filepath.Dir(dir)
 		if parent == dir {
-			return "", errors.New("run wdbench inside the nanofaas repository (no go.work with cmd/watchdog above the working directory)")
+			return "", errors.New("run wdbench inside the nanofaas repository (no go.work with watchdog/cmd/watchdog above the working directory)")
 		}
 		dir = parent
 	}
@@ -64,7 +64,7 @@ func build(root, dir string, dockerFlags bool) (binaries, error) {
 	if dockerFlags {
 		args = append(args, "-trimpath")
 	}
-	args = append(args, "-ldflags=-s -w", "-o", dir+string(os.PathSeparator), "./cmd/watchdog", "./fixtures/gohttp", "./fixtures/gocat")
+	args = append(args, "-ldflags=-s -w", "-o", dir+string(os.PathSeparator), "./watchdog/cmd/watchdog", "./fixtures/gohttp", "./fixtures/gocat")
 	cmd := exec.Command("go", args...)
 	cmd.Dir = root
 	cmd.Env = os.Environ()

@@ -52,7 +52,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	short := fs.Bool("short", false, "small counts: runs in seconds, for CI (the figures are rough)")
 	jsonPath := fs.String("json", "", "also write the figures to this `file` as JSON")
 	keep := fs.Bool("keep", false, "keep the temp dir with the built binaries (it is printed)")
-	watchdogBin := fs.String("watchdog", "", "measure this watchdog `binary` instead of building cmd/watchdog (to compare two builds)")
+	watchdogBin := fs.String("watchdog", "", "measure this watchdog `binary` instead of building watchdog/cmd/watchdog (to compare two builds)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: go run ./cmd/wdbench [--short] [--json FILE] [--keep] [--watchdog BINARY]")
 		fs.PrintDefaults()
@@ -217,10 +217,10 @@ func targets(r *Report) []Target {
 		{Name: "RSS growth", Measured: kbToMB(m.EndRSSKB - m.IdleRSSKB), Limit: 1, Unit: "MB",
 			How: fmt.Sprintf("VmRSS after %d calls minus idle (second half of the calls: %+.2f MB)", m.Calls, kbToMB(m.EndRSSKB-m.MidRSSKB))},
 		{Name: "binary size", Measured: round3(float64(r.Binary) / mb), Limit: 5, Unit: "MB",
-			How: "cmd/watchdog, CGO_ENABLED=0 -trimpath -ldflags='-s -w'"},
+			How: "watchdog/cmd/watchdog, CGO_ENABLED=0 -trimpath -ldflags='-s -w'"},
 	}
 	if r.Short {
-		t[6].How = "cmd/watchdog, --short: -ldflags='-s -w' only, so the size is indicative"
+		t[6].How = "watchdog/cmd/watchdog, --short: -ldflags='-s -w' only, so the size is indicative"
 	}
 	for i := range t {
 		t[i].Met = t[i].Measured <= t[i].Limit

@@ -1,4 +1,5 @@
-// Package callbacktest is a real HTTP callback receiver for tests: it records
+// Package receiver is a real HTTP callback receiver (for the tests, the
+// conformance CLI and the emulator): it records
 // every result posted to it and can misbehave on purpose (fail, reset the
 // connection, hang) so that delivery rules can be checked end to end.
 package receiver

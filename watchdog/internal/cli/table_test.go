@@ -20,7 +20,7 @@ const (
 // docs/configuration.md equal to the variables the code reads. Run with
 // -update to regenerate it.
 func TestConfigurationDocTable(t *testing.T) {
-	const path = "../../docs/configuration.md"
+	const path = "../../../docs/configuration.md"
 	data, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatalf("cannot read the configuration doc: %v", err)
@@ -41,6 +41,6 @@ func TestConfigurationDocTable(t *testing.T) {
 		return
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("configuration table of docs/configuration.md is stale; run go test ./watchdog/cli -update (-want +got):\n%s", diff)
+		t.Errorf("configuration table of docs/configuration.md is stale; run go test ./watchdog/internal/cli -update (-want +got):\n%s", diff)
 	}
 }
