@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 
 	"nanofaas.dev/watchdog/config"
@@ -16,9 +17,16 @@ import (
 // HTTP.do must answer like HTTP.client.Do, which it replaces on the
 // invocation path: same responses, same error messages, same headers sent.
 func TestDoAnswersLikeClientDo(t *testing.T) {
-	var seen []http.Header
+	// The handler runs on the server's goroutines: seen is shared with the
+	// test, under mu.
+	var (
+		mu   sync.Mutex
+		seen []http.Header
+	)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
 		seen = append(seen, r.Header.Clone())
+		mu.Unlock()
 		switch r.URL.Path {
 		case "/redirect":
 			http.Redirect(w, r, "/elsewhere", http.StatusTemporaryRedirect)
@@ -67,6 +75,9 @@ func TestDoAnswersLikeClientDo(t *testing.T) {
 		h.client.CloseIdleConnections()
 	}
 	// Every request reached the server twice, with the same headers.
+	srv.Close() // waits for the handlers to return
+	mu.Lock()
+	defer mu.Unlock()
 	for i := 0; i+1 < len(seen); i += 2 {
 		a, b := seen[i], seen[i+1]
 		for _, k := range []string{"Authorization", "Content-Type", "X-Execution-Id", "User-Agent", "Content-Length"} {
