@@ -46,7 +46,7 @@ tmpdir="${TMPDIR:-/tmp}"
 tmp_before=$(ls -A "$tmpdir" | sort)
 
 step "gofmt and go vet"
-unformatted=$(gofmt -l cmd watchdog emulator conformance fixtures examples/go-binary)
+unformatted=$(gofmt -l cmd watchdog emulator conformance deploy fixtures examples/go-binary)
 if [ -n "$unformatted" ]; then
   echo "test.sh: not gofmt-formatted (run gofmt -w on them):" >&2
   printf '  %s\n' $unformatted >&2
