@@ -5,6 +5,7 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -52,6 +53,7 @@ type cli struct {
 
 	Invoke       invokeCmd       `cmd:"" help:"Run a function once through the real watchdog: its output on stdout, logs and a REPORT line on stderr."`
 	Serve        serveCmd        `cmd:"" help:"Serve the nanofaas control-plane API on this machine and run the registered functions through real watchdogs."`
+	Manifests    manifestsCmd    `cmd:"" help:"Write a function's Kubernetes manifests (warm: Deployment, Service, HPA; one-shot: a Job) on stdout."`
 	WatchdogExec watchdogExecCmd `cmd:"" name:"watchdog-exec" hidden:"" help:"Run the watchdog, configured from the environment (used by the emulator itself)."`
 	DemoFunction demoCmd         `cmd:"" name:"demo-function" hidden:"" help:"The embedded demo STDIO function (used by the emulator itself)."`
 }
@@ -87,7 +89,7 @@ func Main(ctx context.Context, version string, args []string, streams Streams) (
 	parser, err := kong.New(&c,
 		kong.Name("emulator"),
 		kong.Description(description),
-		kong.Vars{"version": version},
+		kong.Vars{"version": version, "default_callback": emulator.DefaultKubeCallbackURL},
 		kong.Writers(streams.Stdout, streams.Stderr),
 		kong.Exit(func(code int) { panic(exitRequest{code}) }),
 		kong.ConfigureHelp(kong.HelpOptions{NoAppDescFormat: true}),
@@ -253,6 +255,57 @@ func (c *serveCmd) Run(r *run, g *Globals) error {
 	}, r.io.Stderr)
 	if err != nil {
 		return fmt.Errorf("cannot serve: %w", err)
+	}
+	return nil
+}
+
+type manifestsCmd struct {
+	Function    string   `short:"f" required:"" help:"Function directory (holding function.json) or manifest file." placeholder:"DIR" type:"path"`
+	Image       string   `help:"Image the cluster pulls (default: the manifest's image)." placeholder:"IMAGE"`
+	Cmd         string   `help:"WATCHDOG_CMD inside the image (default: the image's own)." placeholder:"COMMAND"`
+	Namespace   string   `short:"n" help:"Namespace written into every object (default: none, kubectl's current one)." placeholder:"NS"`
+	CallbackURL string   `help:"CALLBACK_URL: the control plane's callback base URL (default: ${default_callback})." placeholder:"URL"`
+	ExecutionID string   `help:"One-shot Job: EXECUTION_ID (default: a fresh exec-<16 hex digits>)." placeholder:"ID"`
+	Data        string   `short:"d" help:"One-shot Job: INVOCATION_PAYLOAD, one JSON document (default: the manifest's example payload)." placeholder:"JSON"`
+	Writable    []string `sep:"none" help:"Directory the runtime writes to, mounted from an emptyDir (the root filesystem is read-only); repeatable. FILE mode gets INPUT_FILE's and OUTPUT_FILE's." placeholder:"DIR"`
+	MaxReplicas int      `default:"5" help:"Warm: the autoscaler's maximum replicas."`
+}
+
+func (c *manifestsCmd) Help() string {
+	return `Writes the function's manifests as one YAML stream, in the shape the nanofaas
+control plane generates, hardened (non-root, read-only root filesystem, no
+capabilities, probes on the watchdog's endpoints, a grace period that covers
+the drain). See deploy/kubernetes/README.md for every choice.
+
+  emulator manifests -f examples/python-fastapi-warm --image registry.example/fn:1 | kubectl apply -f -
+  emulator manifests -f examples/bash-file -d '{"input":"hi"}' | kubectl create -f -`
+}
+
+func (c *manifestsCmd) Run(r *run) error {
+	fn, err := emulator.LoadManifest(c.Function)
+	if err != nil {
+		return &emulator.UsageError{Err: err}
+	}
+	image := c.Image
+	if image == "" {
+		image = fn.Image
+	}
+	if image == "" {
+		return &emulator.UsageError{Err: fmt.Errorf("cannot write manifests: %s has no \"image\": give --image IMAGE", c.Function)}
+	}
+	var payload json.RawMessage
+	if c.Data != "" {
+		payload = json.RawMessage(c.Data)
+	}
+	out, err := emulator.KubeManifests(fn, emulator.KubeOptions{
+		Image: image, Namespace: c.Namespace, Command: c.Cmd, CallbackURL: c.CallbackURL,
+		ExecutionID: c.ExecutionID, Payload: payload, Writable: c.Writable, MaxReplicas: c.MaxReplicas,
+	})
+	if err != nil {
+		return err
+	}
+	if _, err := r.io.Stdout.Write(out); err != nil {
+		return fmt.Errorf("cannot write manifests: %w", err)
 	}
 	return nil
 }
