@@ -57,7 +57,7 @@ func hardenedPod(t *testing.T) pod {
 		}
 		tried = append(tried, err.Error())
 	}
-	skipLoudly(t, "user nobody cannot run the watchdog from any directory made here (%s); the non-root run is NOT TESTED", strings.Join(tried, "; "))
+	skipLoudly(t, "user nobody cannot run the watchdog from any directory made here (%s); set TMPDIR to a directory nobody can enter; the non-root run is NOT TESTED", strings.Join(tried, "; "))
 	return pod{}
 }
 
@@ -82,10 +82,13 @@ func nobodyDir(t *testing.T, base, src string) (string, error) {
 	if err := copyFile(src, bin, 0o755); err != nil {
 		return "", err
 	}
-	probe := exec.Command("setpriv", "--reuid="+nobody, "--regid="+nobody, "--clear-groups", "--", bin, "--version")
-	probe.Dir = dir
+	// Asked of a shell running as nobody: setpriv itself may still exec a
+	// program that nobody cannot reach, since it drops root's capabilities
+	// only at that exec.
+	probe := exec.Command("setpriv", "--reuid="+nobody, "--regid="+nobody, "--clear-groups", "--", "sh", "-c", `test -x "$1"`, "sh", bin)
+	probe.Dir = "/"
 	if out, err := probe.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("user nobody cannot run %s: %v: %s", bin, err, strings.TrimSpace(string(out)))
+		return "", fmt.Errorf("user nobody cannot reach %s (%v%s)", bin, err, strings.TrimSpace(" "+string(out)))
 	}
 	return dir, nil
 }
