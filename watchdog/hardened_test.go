@@ -18,8 +18,8 @@ import (
 	"testing"
 	"time"
 
-	"nanofaas.dev/devkit/receiver"
 	"nanofaas.dev/devkit/freeport"
+	"nanofaas.dev/devkit/receiver"
 )
 
 const nobody = "65534"
