@@ -33,8 +33,8 @@ const nobody = "65534"
 
 // hardenedPod returns a pod whose binary and fixture runtimes are copies in
 // a fresh directory that user nobody can enter. The directory is made under
-// TMPDIR, or under /tmp when nobody cannot run a program from there (TMPDIR
-// under a 0700 directory); the test skips loudly when neither works.
+// TMPDIR, or under /tmp when nobody cannot reach it there (TMPDIR under a
+// 0700 directory); the test skips loudly when neither works.
 func hardenedPod(t *testing.T) pod {
 	t.Helper()
 	src, err := exec.LookPath("watchdog")
@@ -57,13 +57,13 @@ func hardenedPod(t *testing.T) pod {
 		}
 		tried = append(tried, err.Error())
 	}
-	skipLoudly(t, "user nobody cannot run the watchdog from any directory made here (%s); set TMPDIR to a directory nobody can enter; the non-root run is NOT TESTED", strings.Join(tried, "; "))
+	skipLoudly(t, "user nobody cannot reach the watchdog in any directory made here (%s); set TMPDIR to a directory nobody can enter; the non-root run is NOT TESTED", strings.Join(tried, "; "))
 	return pod{}
 }
 
 // nobodyDir makes a 0755 directory under base, removed when the test ends,
 // copies the watchdog binary src into it, and checks that user nobody can
-// run it from there.
+// reach it there.
 func nobodyDir(t *testing.T, base, src string) (string, error) {
 	t.Helper()
 	dir, err := os.MkdirTemp(base, "wd-hardened-")
