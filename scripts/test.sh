@@ -104,6 +104,21 @@ fi
 grep -E '^(ok|FAIL)\s' "$log"
 grep -E -A3 '^\s*--- SKIP' "$log" || true
 
+# The race detector over every package that runs without Docker (the
+# container scenarios of conformance ran above, without it: under -race
+# they would only be slower, the code they drive is the same). The
+# watchdog's scenarios run the race-instrumented binary too.
+step "go test -race"
+status=0
+GORACE=atexit_sleep_ms=0 go test -race -count=1 -timeout 30m \
+  ./watchdog/... ./devkit/... ./emulator/... ./deploy/... ./cmd/... > "$log" 2>&1 || status=$?
+if [ "$status" -ne 0 ]; then
+  cat "$log"
+  echo "test.sh: go test -race failed" >&2
+  exit "$status"
+fi
+grep -E '^(ok|FAIL)\s' "$log"
+
 step "Fuzz targets, 2000 executions each (scripts/fuzz.sh 600 for a real session)"
 bash scripts/fuzz.sh 2000x
 
