@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -57,12 +58,23 @@ func newManager(t *testing.T) *Manager {
 
 func TestStopKillsGroupIgnoringTerm(t *testing.T) {
 	m := newManager(t)
-	// The shell and its background sleep both ignore SIGTERM.
-	c, err := m.StartChild(Options{Argv: []string{"sh", "-c", `trap "" TERM; sleep 60 & echo $!; wait`}, CaptureStdout: 1024, Env: os.Environ()})
+	// The shell and its background sleep both ignore SIGTERM. The shell
+	// writes the sleep's pid to a file once both are set up: the test
+	// waits for that file before it stops them.
+	ready := filepath.Join(t.TempDir(), "ready")
+	c, err := m.StartChild(Options{Argv: []string{"sh", "-c", `trap "" TERM; sleep 60 & echo $! > "$1.tmp" && mv "$1.tmp" "$1"; wait`, "sh", ready}, Env: os.Environ()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(200 * time.Millisecond)
+	var pid string
+	for deadline := time.Now().Add(30 * time.Second); pid == ""; {
+		if data, err := os.ReadFile(ready); err == nil {
+			pid = strings.TrimSpace(string(data))
+		} else if time.Now().After(deadline) || c.Exited() {
+			t.Fatalf("the shell did not write the background sleep's pid: %v", err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 	start := time.Now()
 	c.Finish(300 * time.Millisecond)
 	if took := time.Since(start); took < 300*time.Millisecond || took > 3*time.Second {
@@ -70,11 +82,6 @@ func TestStopKillsGroupIgnoringTerm(t *testing.T) {
 	}
 	if got := c.Exit(); got.Signal != syscall.SIGKILL {
 		t.Errorf("exit = %v, want signal SIGKILL", got)
-	}
-	out, _ := c.Stdout()
-	pid := strings.TrimSpace(string(out))
-	if pid == "" {
-		t.Fatal("the background sleep's pid was not printed")
 	}
 	// SIGKILL is delivered at once, but the dying process can show as
 	// running for a moment: allow it a bounded time to be gone.
