@@ -29,7 +29,10 @@ func TestWaitingForAChildDoesNotStallOtherGoroutines(t *testing.T) {
 		worst = max(worst, time.Since(start))
 		time.Sleep(5 * time.Millisecond)
 	}
-	if worst > 5*time.Millisecond {
+	// A wait that held the only P would stall a goroutine for the rest of
+	// the child's life (hundreds of ms); a busy machine delays one by a few
+	// ms to a few tens.
+	if worst > 150*time.Millisecond {
 		t.Errorf("a goroutine waited %v to run while a child was waited for", worst)
 	}
 	<-c.Done()
