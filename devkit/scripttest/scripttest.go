@@ -112,6 +112,7 @@ func Commands() map[string]func(ts *testscript.TestScript, neg bool, args []stri
 		"http-start":  cmdHTTPStart,
 		"http-wait":   cmdHTTPWait,
 		"wait-body":   cmdWaitBody,
+		"logrecord":   cmdLogRecord,
 	}
 }
 
