@@ -135,7 +135,7 @@ func New(env []string) (Config, error) {
 	}
 
 	c.ExecutionID = p.str("EXECUTION_ID")
-	c.CallbackURL = p.url("CALLBACK_URL", false)
+	c.CallbackURL = p.url("CALLBACK_URL")
 	c.TraceID = p.str("TRACE_ID")
 	p.id("EXECUTION_ID", c.ExecutionID)
 	p.id("TRACE_ID", c.TraceID)
@@ -304,14 +304,11 @@ func (p *parser) level(name string) slog.Level {
 	return l
 }
 
-// url checks an http(s) URL; an empty value is allowed when the caller
-// decides later whether it is required.
-func (p *parser) url(name string, required bool) string {
+// url checks an http(s) URL; an empty value is returned as it is, and the
+// caller decides whether it is required.
+func (p *parser) url(name string) string {
 	s := strings.TrimSpace(p.raw(name))
 	if s == "" {
-		if required {
-			p.fail(name, "", "an http:// or https:// URL")
-		}
 		return ""
 	}
 	if err := checkHTTPURL(s); err != nil {
@@ -395,7 +392,7 @@ func (p *parser) prefixes(name string) []string {
 }
 
 func (p *parser) runtimeURL(lc Lifecycle) (string, int) {
-	s := p.url("RUNTIME_URL", false)
+	s := p.url("RUNTIME_URL")
 	if s == "" {
 		s = p.str("RUNTIME_URL")
 		if lc == Server {
@@ -421,7 +418,7 @@ func (p *parser) runtimeURL(lc Lifecycle) (string, int) {
 }
 
 func (p *parser) healthURL(runtimeURL string) string {
-	if s := p.url("HEALTH_URL", false); s != "" {
+	if s := p.url("HEALTH_URL"); s != "" {
 		return s
 	}
 	u, err := url.Parse(runtimeURL)

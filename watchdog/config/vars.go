@@ -19,7 +19,7 @@ var vars = []Var{
 	{"TRACE_ID", "", "Distributed tracing ID, passed to the function and the callback."},
 	{"WATCHDOG_CMD", "java -jar /app/app.jar", "Function command, split shell-style (quotes and backslashes honoured) and run without a shell."},
 	{"RUNTIME_URL", "http://127.0.0.1:8080/invoke", "HTTP runtime invoke endpoint (server mode: port 8081 by default)."},
-	{"HEALTH_URL", "RUNTIME_URL with path /health", "HTTP runtime readiness endpoint, polled until it answers 2xx."},
+	{"HEALTH_URL", "", "HTTP runtime readiness endpoint, polled until it answers 2xx; unset: RUNTIME_URL with its path replaced by /health."},
 	{"READY_TIMEOUT_MS", "10000", "Maximum wait for the HTTP runtime to become ready, in milliseconds (> 0)."},
 	{"INPUT_FILE", "/tmp/input.json", "FILE mode: where the payload is written before the function starts."},
 	{"OUTPUT_FILE", "/tmp/output.json", "FILE mode: where the function writes its result."},

@@ -193,12 +193,6 @@ func (h *HTTP) healthy(ctx context.Context) (bool, string) {
 	return false, "HTTP " + strconv.Itoa(resp.StatusCode)
 }
 
-// Healthy reports whether the runtime answers HEALTH_URL with 2xx now.
-func (h *HTTP) Healthy(ctx context.Context) bool {
-	ok, _ := h.healthy(ctx)
-	return ok
-}
-
 // Invoke posts the payload to RUNTIME_URL.
 func (h *HTTP) Invoke(ctx context.Context, inv Invocation) result.Result {
 	start := time.Now()
