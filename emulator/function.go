@@ -35,6 +35,13 @@ type Function struct {
 	Example *Example
 	// Manifest is the absolute path of function.json ("" from flags).
 	Manifest string
+	// Resources limit the function's container (Docker only).
+	Resources *ResourceSpec
+	// Spec is the registration of a function registered through the API
+	// (nil otherwise): it runs in its image, warm, as upstream deploys it,
+	// with DeployEnv.
+	Spec      *FunctionSpec
+	DeployEnv map[string]string
 }
 
 // DemoPayload is the payload used when none is given and the function has
