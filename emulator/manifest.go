@@ -127,12 +127,13 @@ func ParseManifest(display, abs string, data []byte) (*Function, error) {
 	case !functionNamePattern.MatchString(m.Name):
 		return nil, fail("name", "%q is not accepted: %s (the control plane's rule)", m.Name, nameRule)
 	}
+	rawMode := m.Mode
 	m.Mode = strings.ToUpper(strings.TrimSpace(m.Mode))
 	if m.Mode == "" {
 		return nil, fail("mode", "missing: one of %s", strings.Join(Modes, ", "))
 	}
 	if !validMode(m.Mode) {
-		return nil, fail("mode", "%q is not accepted: one of %s", m.Mode, strings.Join(Modes, ", "))
+		return nil, fail("mode", "%q is not accepted: one of %s (in any case)", rawMode, strings.Join(Modes, ", "))
 	}
 	fn := &Function{
 		Name:     m.Name,
