@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,6 +23,51 @@ type container struct {
 	image  string
 	name   string
 	dir    string
+	// limits are docker run flags (--cpus, --memory); entrypoint replaces
+	// the image's (its first word) and command (the rest).
+	limits     []string
+	entrypoint []string
+}
+
+// imagePresent checks that image is on this machine.
+func imagePresent(image string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if out, err := exec.CommandContext(ctx, "docker", "image", "inspect", "--format", "{{.Id}}", image).CombinedOutput(); err != nil {
+		return fmt.Errorf("image %s is not on this machine (%s): build it (scripts/build-images.sh builds the examples) or docker pull it", image, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// dockerGateway is the address of Docker's default bridge on this machine,
+// where host.docker.internal (host-gateway) leads from a container.
+func dockerGateway() (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "docker", "network", "inspect", "bridge", "--format", "{{range .IPAM.Config}}{{.Gateway}} {{end}}").CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("cannot find Docker's bridge gateway (docker network inspect bridge: %s)", strings.TrimSpace(string(out)))
+	}
+	for _, f := range strings.Fields(string(out)) {
+		if ip := net.ParseIP(f); ip != nil && ip.To4() != nil {
+			return f, nil
+		}
+	}
+	return "", fmt.Errorf("cannot find Docker's bridge gateway (docker network inspect bridge gave %q)", strings.TrimSpace(string(out)))
+}
+
+// configure applies a function's resources and, for a function registered
+// with a command, its entrypoint.
+func (c *container) configure(fn *Function) error {
+	flags, err := fn.Resources.dockerFlags()
+	if err != nil {
+		return err
+	}
+	c.limits = flags
+	if fn.Spec != nil {
+		c.entrypoint = fn.Spec.Command
+	}
+	return nil
 }
 
 // CheckDocker reports whether the docker client is installed and its
@@ -50,10 +96,8 @@ func newContainer(image, id string) (*container, error) {
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	if out, err := exec.CommandContext(ctx, docker, "image", "inspect", "--format", "{{.Id}}", image).CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("image %s is not on this machine (%s): build it (scripts/build-images.sh builds the examples) or docker pull it", image, strings.TrimSpace(string(out)))
+	if err := imagePresent(image); err != nil {
+		return nil, err
 	}
 	dir, err := os.MkdirTemp("", "nanofaas-emulator-docker-")
 	if err != nil {
@@ -92,7 +136,13 @@ func (c *container) Run(env []string, log *prefixWriter, warm bool, hostPort int
 	if warm {
 		argv = append(argv, "-p", "127.0.0.1:"+strconv.Itoa(hostPort)+":8080")
 	}
-	argv = append(argv, c.image)
+	argv = append(argv, c.limits...)
+	if len(c.entrypoint) > 0 {
+		argv = append(argv, "--entrypoint", c.entrypoint[0], c.image)
+		argv = append(argv, c.entrypoint[1:]...)
+	} else {
+		argv = append(argv, c.image)
+	}
 	return startChild(c.docker, argv, "", os.Environ(), log)
 }
 

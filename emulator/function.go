@@ -35,6 +35,13 @@ type Function struct {
 	Example *Example
 	// Manifest is the absolute path of function.json ("" from flags).
 	Manifest string
+	// Resources limit the function's container (Docker only).
+	Resources *ResourceSpec
+	// Spec is the registration of a function registered through the API
+	// (nil otherwise): it runs in its image, warm, as upstream deploys it,
+	// with DeployEnv.
+	Spec      *FunctionSpec
+	DeployEnv map[string]string
 }
 
 // DemoPayload is the payload used when none is given and the function has
@@ -151,4 +158,36 @@ func envList(m map[string]string) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// ReadEnvFile reads KEY=VALUE lines (--env-file): blank lines and lines
+// starting with # are skipped, an "export " prefix is allowed, and a value
+// in matching single or double quotes loses them. The pairs are applied
+// like --env.
+func ReadEnvFile(path string) ([]string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read --env-file: %w", err)
+	}
+	var pairs []string
+	for i, line := range strings.Split(string(data), "\n") {
+		line = strings.TrimSpace(strings.TrimSuffix(line, "\r"))
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		line = strings.TrimPrefix(line, "export ")
+		k, v, ok := strings.Cut(line, "=")
+		if !ok {
+			return nil, fmt.Errorf("--env-file %s, line %d: %q is not KEY=VALUE", path, i+1, line)
+		}
+		k = strings.TrimSpace(k)
+		if len(v) >= 2 && (v[0] == '"' || v[0] == '\'') && v[len(v)-1] == v[0] {
+			v = v[1 : len(v)-1]
+		}
+		if err := checkEnvName(k); err != nil {
+			return nil, fmt.Errorf("--env-file %s, line %d: %w", path, i+1, err)
+		}
+		pairs = append(pairs, k+"="+v)
+	}
+	return pairs, nil
 }

@@ -215,6 +215,13 @@ func (in *Instance) ensureStarted(ctx context.Context) error {
 		set["WARM"] = "true"
 		set["WARM_PORT"] = "8080"
 		e := merge(defaults, set)
+		if fn.Spec != nil {
+			// Registered through the API: deployed as upstream deploys it.
+			e = merge(defaults, fn.Env, set, fn.DeployEnv)
+			if in.r.CallbackBase != "" {
+				e["CALLBACK_URL"] = in.r.CallbackBase
+			}
+		}
 		if err := checkConfig(e, true); err != nil {
 			return &configError{err}
 		}
@@ -238,6 +245,10 @@ func (in *Instance) ensureStarted(ctx context.Context) error {
 	if in.r.Docker {
 		ctr, err := newContainer(fn.Image, fmt.Sprintf("%s-%d", fn.Name, port))
 		if err != nil {
+			return &configError{err}
+		}
+		if err := ctr.configure(fn); err != nil {
+			ctr.Remove()
 			return &configError{err}
 		}
 		c, err := ctr.Run(env, in.log, true, hostPort)

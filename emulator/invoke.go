@@ -45,8 +45,11 @@ type InvokeOptions struct {
 	TraceID     string
 	Pretty      bool
 	// Check compares the output with the manifest's example output.
-	Check    bool
-	Watchdog Watchdog
+	Check bool
+	// Resources limit the container (Docker only); they replace the
+	// manifest's.
+	Resources *ResourceSpec
+	Watchdog  Watchdog
 	// Self is this binary, for the demo function.
 	Self string
 }
@@ -127,6 +130,12 @@ func ResolveFunction(o InvokeOptions) (*Function, error) {
 	}
 	if o.Image != "" {
 		fn.Image = o.Image
+	}
+	if o.Resources != nil {
+		if _, err := o.Resources.dockerFlags(); err != nil {
+			return nil, &UsageError{Err: err}
+		}
+		fn.Resources = o.Resources
 	}
 	if (o.Image != "" || o.Docker) && fn.Image == "" {
 		return nil, usagef("function %s has no \"image\" in its manifest: give one with --image IMG", fn.Name)
@@ -318,7 +327,13 @@ func Invoke(ctx context.Context, o InvokeOptions, stdin *os.File, stdout, stderr
 		log.Printf("%s: %s", out.Status, out.ErrorMessage())
 		status = ExitUsage
 	default:
-		log.Printf("%s: %s", out.Status, out.ErrorMessage())
+		// The function's stderr was printed as it came: the summary
+		// leaves out the tail the watchdog quotes.
+		msg, _, _ := strings.Cut(out.ErrorMessage(), "; stderr: ")
+		log.Printf("%s: %s", out.Status, msg)
+		for _, h := range hints(fn, o, out) {
+			log.Printf("hint: %s", h)
+		}
 		status = ExitFunctionError
 	}
 	if ctx.Err() != nil {
@@ -334,4 +349,24 @@ func (w Watchdog) describe() string {
 		return "the built-in watchdog"
 	}
 	return "watchdog " + w.Path
+}
+
+// hints explain the failures a first run often meets, and their fix.
+func hints(fn *Function, o InvokeOptions, out Outcome) []string {
+	msg := out.ErrorMessage()
+	var hs []string
+	if strings.Contains(msg, "Cannot find module") || strings.Contains(msg, "No module named") ||
+		strings.Contains(msg, "ModuleNotFoundError") || strings.Contains(msg, "ClassNotFoundException") {
+		hs = append(hs, "a dependency of the function is not installed: for the examples, run scripts/examples-host.sh (it installs what they need on this machine)")
+	}
+	if out.Status == "STARTUP_ERROR" && fn.Protocol() == "HTTP" && out.Report.Runtime == "host" {
+		if out.Result != nil && out.Result.ExitCode != nil || strings.Contains(msg, "exited") {
+			if o.Mode == "" && o.Function == "" {
+				hs = append(hs, "the command ran in HTTP mode (the default) and exited instead of serving: if it reads the payload on stdin and writes the result on stdout, add --mode STDIO (--mode FILE for INPUT_FILE/OUTPUT_FILE)")
+			}
+		} else {
+			hs = append(hs, "an HTTP function must listen on the port the watchdog gives it: read the PORT environment variable (RUNTIME_URL holds the whole URL), not a fixed port")
+		}
+	}
+	return hs
 }

@@ -37,10 +37,11 @@ type manifest struct {
 	TimeoutMs *int64                     `json:"timeout_ms"`
 	Warm      *bool                      `json:"warm"`
 	Example   *Example                   `json:"example"`
+	Resources *ResourceSpec              `json:"resources"`
 }
 
 // manifestFields lists the accepted fields, for error messages.
-const manifestFields = "name, mode, command, dir, image, env, timeout_ms, warm, example"
+const manifestFields = "name, mode, command, dir, image, env, timeout_ms, warm, example, resources"
 
 // Example is a manifest's sample invocation.
 type Example struct {
@@ -65,7 +66,6 @@ func (e *ManifestError) Error() string {
 }
 
 var (
-	namePattern    = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
 	envNamePattern = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 )
 
@@ -123,15 +123,17 @@ func ParseManifest(display, abs string, data []byte) (*Function, error) {
 
 	switch {
 	case m.Name == "":
-		return nil, fail("name", "missing: a name of 1 to 63 letters, digits, '.', '_' or '-', e.g. \"python-stdio\"")
-	case !namePattern.MatchString(m.Name):
-		return nil, fail("name", "%q is not accepted: 1 to 63 letters, digits, '.', '_' or '-', starting with a letter or digit", m.Name)
+		return nil, fail("name", "missing: %s, e.g. \"python-stdio\"", nameRule)
+	case !functionNamePattern.MatchString(m.Name):
+		return nil, fail("name", "%q is not accepted: %s (the control plane's rule)", m.Name, nameRule)
 	}
+	rawMode := m.Mode
+	m.Mode = strings.ToUpper(strings.TrimSpace(m.Mode))
 	if m.Mode == "" {
 		return nil, fail("mode", "missing: one of %s", strings.Join(Modes, ", "))
 	}
 	if !validMode(m.Mode) {
-		return nil, fail("mode", "%q is not accepted: one of %s (upper case)", m.Mode, strings.Join(Modes, ", "))
+		return nil, fail("mode", "%q is not accepted: one of %s (in any case)", rawMode, strings.Join(Modes, ", "))
 	}
 	fn := &Function{
 		Name:     m.Name,
@@ -192,8 +194,8 @@ func ParseManifest(display, abs string, data []byte) (*Function, error) {
 		fn.Env[k] = v
 	}
 	if m.TimeoutMs != nil {
-		if *m.TimeoutMs <= 0 || *m.TimeoutMs > int64(24*time.Hour/time.Millisecond) {
-			return nil, fail("timeout_ms", "%d is not accepted: a whole number of milliseconds from 1 to 86400000", *m.TimeoutMs)
+		if *m.TimeoutMs <= 0 || *m.TimeoutMs > MaxTimeoutMs {
+			return nil, fail("timeout_ms", "%d is not accepted: a whole number of milliseconds from 1 to %d (the control plane's limit)", *m.TimeoutMs, MaxTimeoutMs)
 		}
 		fn.Timeout = time.Duration(*m.TimeoutMs) * time.Millisecond
 	}
@@ -202,6 +204,12 @@ func ParseManifest(display, abs string, data []byte) (*Function, error) {
 			return nil, fail("warm", "false contradicts \"mode\": \"WARM\", which is always warm; use mode HTTP for a one-shot HTTP runtime")
 		}
 		fn.Warm = fn.Warm || *m.Warm
+	}
+	if m.Resources != nil {
+		if _, err := m.Resources.dockerFlags(); err != nil {
+			return nil, fail("resources", "%v", err)
+		}
+		fn.Resources = m.Resources
 	}
 	if m.Example != nil && len(m.Example.Payload) == 0 {
 		return nil, fail("example", "has no \"payload\": {\"payload\": <JSON>, \"output\": <JSON, optional>}")

@@ -77,7 +77,7 @@ func TestParseManifestRefuses(t *testing.T) {
 		{`{"name":"a","mode":"STDIO","command":"x","env":{"1BAD":"v"}}`, "env", `"1BAD" is not a variable name`},
 		{`{"name":"a","mode":"STDIO","command":"x","env":{"WATCHDOG_CMD":"v"}}`, "env", `use the manifest's "command" field`},
 		{`{"name":"a","mode":"STDIO","command":"x","env":{"N":30}}`, "env.N", "got 30, expected a string"},
-		{`{"name":"a","mode":"STDIO","command":"x","timeout_ms":0}`, "timeout_ms", "from 1 to 86400000"},
+		{`{"name":"a","mode":"STDIO","command":"x","timeout_ms":0}`, "timeout_ms", "from 1 to 300000"},
 		{`{"name":"a","mode":"STDIO","command":"x","timeout_ms":1.5}`, "timeout_ms", "expected a whole number of milliseconds"},
 		{`{"name":"a","mode":"WARM","command":"x","warm":false}`, "warm", "contradicts"},
 		{`{"name":"a","mode":"STDIO","command":"x","example":{"output":1}}`, "example", `has no "payload"`},

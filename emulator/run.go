@@ -29,6 +29,9 @@ type Runner struct {
 	Log io.Writer
 	// KillGrace is how long a watchdog gets to stop before SIGKILL.
 	KillGrace time.Duration
+	// CallbackBase is CALLBACK_URL for the warm watchdogs of functions
+	// registered through the API ("": none).
+	CallbackBase string
 }
 
 // Invocation is one call of a function.
@@ -94,6 +97,11 @@ func (r *Runner) RunOnce(ctx context.Context, fn *Function, inv Invocation, recv
 	if r.Docker {
 		ctr, err = newContainer(fn.Image, inv.ID)
 		if err != nil {
+			out.fail(StatusConfigError, "%v", err)
+			return out
+		}
+		if err := ctr.configure(fn); err != nil {
+			ctr.Remove()
 			out.fail(StatusConfigError, "%v", err)
 			return out
 		}

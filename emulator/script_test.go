@@ -16,9 +16,9 @@ import (
 
 	"github.com/rogpeppe/go-internal/testscript"
 
+	"nanofaas.dev/devkit/scripttest"
 	"nanofaas.dev/emulator/cli"
 	"nanofaas.dev/watchdog"
-	"nanofaas.dev/devkit/scripttest"
 )
 
 func TestMain(m *testing.M) {
@@ -46,6 +46,11 @@ func TestScripts(t *testing.T) {
 	cmds := scripttest.Commands()
 	cmds["json-var"] = cmdJSONVar
 	cmds["wait-json"] = cmdWaitJSON
+	// Every answer of the API in the scenarios is checked against the
+	// emulator's OpenAPI document (the contract test).
+	c := emulatorContract(t)
+	cmds["http"] = cmdContractHTTP(c)
+	cmds["upstream-cli-replay"] = cmdUpstreamReplay(c)
 	testscript.Run(t, testscript.Params{
 		Dir: "testdata/script",
 		Setup: func(env *testscript.Env) error {

@@ -41,9 +41,12 @@ type ServeOptions struct {
 	// Concurrency bounds the invocations that run at once.
 	Concurrency int
 	// Env is added to every function's environment.
-	Env      []string
-	Watchdog Watchdog
-	Self     string
+	Env []string
+	// Resources limit the containers of manifests without "resources"
+	// (--docker only).
+	Resources *ResourceSpec
+	Watchdog  Watchdog
+	Self      string
 	// Ready, when not nil, gets the address the API listens on.
 	Ready func(addr string)
 }
@@ -56,7 +59,13 @@ type Server struct {
 	log    *prefixWriter
 	recv   *Receiver
 	env    map[string]string
-	base   string
+	// base is the callback URL the watchdogs get; dockerBase the one
+	// containers get ("" until a container needs it).
+	base       string
+	dockerBase string
+	dockerLn   *listener
+	// addr is where the API listens.
+	addr *net.TCPAddr
 
 	runCtx    context.Context
 	cancelRun context.CancelFunc
@@ -68,6 +77,8 @@ type Server struct {
 	functions map[string]*entry
 	execs     map[string]*Execution
 	order     []string
+	// idem maps a function and an Idempotency-Key to its execution.
+	idem map[string]string
 }
 
 // entry is a registered function.
@@ -94,25 +105,32 @@ type Execution struct {
 	Finished time.Time
 	Report   *Report
 	done     chan struct{}
+	// warm executions are answered by POST /invoke: their callback (the
+	// watchdog posts one too when it has a CALLBACK_URL) is expected.
+	warm bool
+	// idemKey is its key in Server.idem ("" without Idempotency-Key).
+	idemKey string
 }
 
-// executionView is an execution as the API shows it.
+// executionView is an execution as the API shows it: upstream's
+// ExecutionStatus (executionId, status, startedAt, finishedAt, output,
+// error), then the emulator's extra fields. Unknown values are left out.
 type executionView struct {
 	ExecutionID string          `json:"executionId"`
-	Function    string          `json:"function"`
 	Status      string          `json:"status"`
+	StartedAt   *time.Time      `json:"startedAt,omitempty"`
+	FinishedAt  *time.Time      `json:"finishedAt,omitempty"`
+	Output      json.RawMessage `json:"output,omitempty"`
+	Error       *ErrorInfo      `json:"error,omitempty"`
+	Function    string          `json:"function"`
 	Async       bool            `json:"async"`
-	Output      json.RawMessage `json:"output"`
-	Error       *ErrorInfo      `json:"error"`
 	CreatedAt   time.Time       `json:"createdAt"`
-	StartedAt   *time.Time      `json:"startedAt"`
-	FinishedAt  *time.Time      `json:"finishedAt"`
-	QueuedMs    *int64          `json:"queuedMs"`
-	TotalMs     *int64          `json:"totalMs"`
-	InitMs      *int64          `json:"initMs"`
-	DurationMs  *int64          `json:"durationMs"`
-	MaxRSSKB    *int64          `json:"maxRssKb"`
-	ExitCode    *int            `json:"exitCode"`
+	QueuedMs    *int64          `json:"queuedMs,omitempty"`
+	TotalMs     *int64          `json:"totalMs,omitempty"`
+	InitMs      *int64          `json:"initMs,omitempty"`
+	DurationMs  *int64          `json:"durationMs,omitempty"`
+	MaxRSSKB    *int64          `json:"maxRssKb,omitempty"`
+	ExitCode    *int            `json:"exitCode,omitempty"`
 	Runtime     string          `json:"runtime,omitempty"`
 	Warm        bool            `json:"warm"`
 }
@@ -130,6 +148,12 @@ func NewServer(o ServeOptions, stderr io.Writer) (*Server, error) {
 	if err != nil {
 		return nil, &UsageError{Err: err}
 	}
+	if o.Listen, err = NormalizeListen(o.Listen); err != nil {
+		return nil, &UsageError{Err: err}
+	}
+	if _, err := o.Resources.dockerFlags(); err != nil {
+		return nil, &UsageError{Err: err}
+	}
 	s := &Server{
 		opts:      o,
 		runner:    &Runner{Watchdog: o.Watchdog, Docker: o.Docker, Log: out},
@@ -139,6 +163,7 @@ func NewServer(o ServeOptions, stderr io.Writer) (*Server, error) {
 		sem:       make(chan struct{}, o.Concurrency),
 		functions: map[string]*entry{},
 		execs:     map[string]*Execution{},
+		idem:      map[string]string{},
 	}
 	s.runCtx, s.cancelRun = context.WithCancel(context.Background())
 	s.recv = NewReceiver(func(format string, args ...any) { s.log.Printf(format, args...) })
@@ -153,6 +178,9 @@ func NewServer(o ServeOptions, stderr io.Writer) (*Server, error) {
 			fn = DemoFunction(o.Self)
 		} else if fn, err = LoadManifest(src); err != nil {
 			return nil, &UsageError{Err: err}
+		}
+		if o.Docker && fn.Resources == nil {
+			fn.Resources = o.Resources
 		}
 		if o.Docker && fn.Image == "" {
 			return nil, usagef("%s: function %s has no \"image\": serve --docker runs every function in its image", src, fn.Name)
@@ -179,30 +207,35 @@ func (s *Server) Serve(ctx context.Context) error {
 		return fmt.Errorf("cannot listen on %s: %w", s.opts.Listen, err)
 	}
 	addr := ln.Addr().(*net.TCPAddr)
+	s.addr = addr
 	host := "127.0.0.1"
 	if s.runner.Docker {
 		host = DockerHost
 	}
 	s.base = fmt.Sprintf("http://%s:%d%s", host, addr.Port, CallbackPath)
-	if s.runner.Docker && !addr.IP.IsUnspecified() {
-		s.log.Printf("warning: --docker containers call back to %s, but the API listens on %s only; use --listen 0.0.0.0:%d", DockerHost, addr, addr.Port)
+	if s.runner.Docker {
+		base, err := s.dockerCallbacks(addr)
+		if err != nil {
+			ln.Close()
+			return &UsageError{Err: fmt.Errorf("serve --docker: %w", err)}
+		}
+		s.base = base
 	}
+	defer func() {
+		if s.dockerLn != nil {
+			s.dockerLn.Close()
+		}
+	}()
 	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 
 	names := s.names()
-	s.log.Printf("serving the nanofaas control-plane API on http://%s (functions: %s)", addr, strings.Join(names, ", "))
+	s.log.Printf("serving the nanofaas control-plane API %s on http://%s (functions: %s; the API is described at %s)", APIVersion, addr, strings.Join(names, ", "), OpenAPIPath)
 	for _, name := range names {
 		e := s.functions[name]
 		s.log.Printf("function %s: %s", name, s.describe(e.fn))
-		if e.inst != nil {
-			go func() {
-				if err := e.inst.Start(s.runCtx); err != nil && !errors.Is(err, errStopped) {
-					s.log.Printf("function %s: the warm watchdog did not start: %v (trying again at the first invocation)", name, err)
-				}
-			}()
-		}
+		s.startInstance(name, e)
 	}
 	var stopWatch func()
 	if s.opts.Watch {
@@ -229,7 +262,13 @@ func (s *Server) Serve(ctx context.Context) error {
 	// answered, then the server.
 	s.cancelRun()
 	var stops sync.WaitGroup
+	s.mu.Lock()
+	entries := make([]*entry, 0, len(s.functions))
 	for _, e := range s.functions {
+		entries = append(entries, e)
+	}
+	s.mu.Unlock()
+	for _, e := range entries {
 		if e.inst != nil {
 			stops.Add(1)
 			go func() { defer stops.Done(); e.inst.Stop() }()
@@ -244,10 +283,54 @@ func (s *Server) Serve(ctx context.Context) error {
 	return nil
 }
 
+// startInstance starts a warm function's watchdog in the background.
+func (s *Server) startInstance(name string, e *entry) {
+	if e.inst == nil {
+		return
+	}
+	go func() {
+		if err := e.inst.Start(s.runCtx); err != nil && !errors.Is(err, errStopped) {
+			s.log.Printf("function %s: the warm watchdog did not start: %v (trying again at the first invocation)", name, err)
+		}
+	}()
+}
+
+// dockerCallbacks returns the callback URL for containers. They reach this
+// machine as host.docker.internal (Docker's host-gateway, the bridge's
+// gateway address): an API listening on every address serves them itself;
+// otherwise a second listener, on the gateway address only, takes them, so
+// the API stays on 127.0.0.1.
+func (s *Server) dockerCallbacks(api *net.TCPAddr) (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.dockerBase != "" {
+		return s.dockerBase, nil
+	}
+	if api.IP.IsUnspecified() {
+		s.dockerBase = fmt.Sprintf("http://%s:%d%s", DockerHost, api.Port, CallbackPath)
+		return s.dockerBase, nil
+	}
+	gw, err := dockerGateway()
+	if err != nil {
+		return "", fmt.Errorf("containers call back to %s, which the API on %s cannot receive, and %w; listen on every address instead: --listen 0.0.0.0:%d", DockerHost, api, err, api.Port)
+	}
+	ln, err := listen(net.JoinHostPort(gw, "0"), s.recv)
+	if err != nil {
+		return "", fmt.Errorf("containers call back to %s (%s), but %w; listen on every address instead: --listen 0.0.0.0:%d", DockerHost, gw, err, api.Port)
+	}
+	s.dockerLn = ln
+	s.dockerBase = fmt.Sprintf("http://%s:%d%s", DockerHost, ln.Port, CallbackPath)
+	s.log.Printf("containers call back on %s:%d (Docker's bridge gateway, %s inside them)", gw, ln.Port, DockerHost)
+	return s.dockerBase, nil
+}
+
 func (s *Server) describe(fn *Function) string {
 	kind := fn.Mode
 	if fn.Warm && fn.Mode != "WARM" {
 		kind += ", warm"
+	}
+	if fn.Spec != nil {
+		return fmt.Sprintf("%s in image %s, deployed warm as upstream deploys it", kind, fn.Image)
 	}
 	if s.runner.Docker {
 		return fmt.Sprintf("%s in image %s", kind, fn.Image)
@@ -266,124 +349,20 @@ func (s *Server) names() []string {
 	return names
 }
 
-// Handler is the control-plane API.
-func (s *Server) Handler() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("POST /v1/functions/{call}", s.handleCall)
-	mux.HandleFunc("GET /v1/functions", s.handleFunctions)
-	mux.HandleFunc("GET /v1/functions/{name}", s.handleFunction)
-	mux.HandleFunc("GET /v1/executions", s.handleExecutions)
-	mux.HandleFunc("GET /v1/executions/{id}", s.handleExecution)
-	mux.Handle("POST "+CallbackPath+"/{complete}", s.recv)
-	mux.HandleFunc("GET /health", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, "NOT_FOUND", fmt.Sprintf("no route for %s %s; see the emulator README for the API", r.Method, r.URL.Path))
-	})
-	return mux
-}
-
-// invocationResponse is the sync invoke's answer.
-type invocationResponse struct {
-	ExecutionID string          `json:"executionId"`
-	Status      string          `json:"status"`
-	Output      json.RawMessage `json:"output"`
-	Error       *ErrorInfo      `json:"error"`
-}
-
-// invocationRequest is the control plane's request body.
-type invocationRequest struct {
-	Input    *json.RawMessage  `json:"input"`
-	Metadata map[string]string `json:"metadata"`
-}
-
-func (s *Server) handleCall(w http.ResponseWriter, r *http.Request) {
-	name, verb, ok := strings.Cut(r.PathValue("call"), ":")
-	if !ok || (verb != "invoke" && verb != "enqueue") {
-		writeError(w, http.StatusNotFound, "NOT_FOUND", "use POST /v1/functions/{name}:invoke or POST /v1/functions/{name}:enqueue")
-		return
-	}
-	s.mu.Lock()
-	e, closing := s.functions[name], s.closing
-	s.mu.Unlock()
-	if closing {
-		w.Header().Set("Connection", "close")
-		writeError(w, http.StatusServiceUnavailable, "SHUTTING_DOWN", "the emulator is stopping")
-		return
-	}
-	if e == nil {
-		writeError(w, http.StatusNotFound, "FUNCTION_NOT_FOUND", fmt.Sprintf("no function %q; registered: %s", name, strings.Join(s.names(), ", ")))
-		return
-	}
-	body, ok := readBody(w, r, "PAYLOAD_TOO_LARGE", fmt.Sprintf("the body is over %d bytes", maxResultBytes))
-	if !ok {
-		return
-	}
-	var req invocationRequest
-	if err := json.Unmarshal(body, &req); err != nil || req.Input == nil {
-		msg := "the body must be {\"input\": <payload>, \"metadata\": {...}} (metadata optional)"
-		if err != nil {
-			msg += ": " + err.Error()
-		}
-		writeError(w, http.StatusBadRequest, "BAD_REQUEST", msg)
-		return
-	}
-	payload, err := CompactJSON(*req.Input, "input")
-	if err != nil {
-		writeError(w, http.StatusBadRequest, "BAD_REQUEST", err.Error())
-		return
-	}
-	var timeout time.Duration
-	if v := r.Header.Get("X-Timeout-Ms"); v != "" {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n <= 0 {
-			writeError(w, http.StatusBadRequest, "BAD_REQUEST", fmt.Sprintf("X-Timeout-Ms %q: a whole number of milliseconds greater than 0", v))
-			return
-		}
-		timeout = time.Duration(n) * time.Millisecond
-	}
-	s.mu.Lock()
-	fn := e.fn
-	s.mu.Unlock()
-	if timeout == 0 || timeout > fn.Timeout {
-		timeout = fn.Timeout
-	}
-	inv := Invocation{ID: NewExecutionID(), TraceID: r.Header.Get("X-Trace-Id"), Payload: payload, Timeout: timeout, Env: s.env}
-	if inv.TraceID == "" {
-		inv.TraceID = req.Metadata["traceId"]
-	}
-	ex := s.start(e, fn, inv, verb == "enqueue")
-	w.Header().Set("X-Execution-Id", ex.ID)
-	if verb == "enqueue" {
-		writeJSON(w, http.StatusAccepted, map[string]string{"executionId": ex.ID, "status": ExecQueued})
-		return
-	}
-	// The watchdog enforces the timeout; the margin covers starting it.
-	limit := timeout + readyTimeout(envList(fn.Env)) + 15*time.Second
-	select {
-	case <-ex.done:
-	case <-time.After(limit):
-		v := s.view(ex)
-		v.Error = &ErrorInfo{Code: StatusTimeout, Message: fmt.Sprintf("no result within %v; the execution goes on: GET /v1/executions/%s", limit, ex.ID)}
-		writeJSON(w, http.StatusGatewayTimeout, v)
-		return
-	case <-r.Context().Done():
-		return
-	}
-	v := s.view(ex)
-	resp := invocationResponse{ExecutionID: v.ExecutionID, Status: v.Status, Output: v.Output, Error: v.Error}
-	status := http.StatusOK
-	if v.Status == ExecTimeout {
-		status = http.StatusGatewayTimeout
-	}
-	writeJSON(w, status, resp)
-}
-
 // start records an execution and runs it in the background.
-func (s *Server) start(e *entry, fn *Function, inv Invocation, async bool) *Execution {
-	ex := &Execution{ID: inv.ID, Function: fn.Name, Async: async, Status: ExecQueued, Created: time.Now(), done: make(chan struct{})}
+// With an idempotency key already used for the function, it returns that
+// key's execution instead.
+func (s *Server) start(e *entry, fn *Function, inv Invocation, async bool, key string) *Execution {
+	ex := &Execution{ID: inv.ID, Function: fn.Name, Async: async, Status: ExecQueued, Created: time.Now(), done: make(chan struct{}), warm: fn.Warm}
 	s.mu.Lock()
+	if key != "" {
+		ex.idemKey = fn.Name + "\x00" + key
+		if prev := s.execs[s.idem[ex.idemKey]]; prev != nil {
+			s.mu.Unlock()
+			return prev
+		}
+		s.idem[ex.idemKey] = ex.ID
+	}
 	s.execs[ex.ID] = ex
 	s.order = append(s.order, ex.ID)
 	s.trimLocked()
@@ -453,6 +432,9 @@ func (s *Server) trimLocked() {
 		ex := s.execs[id]
 		if excess > 0 && !ex.Finished.IsZero() {
 			delete(s.execs, id)
+			if ex.idemKey != "" {
+				delete(s.idem, ex.idemKey)
+			}
 			excess--
 			continue
 		}
@@ -465,8 +447,13 @@ func (s *Server) trimLocked() {
 // (a duplicate or late delivery) is acknowledged, an unknown one refused.
 func (s *Server) lateCallback(id string, res result.Result) int {
 	s.mu.Lock()
-	_, known := s.execs[id]
+	ex, known := s.execs[id]
 	s.mu.Unlock()
+	if known && ex.warm {
+		// A warm watchdog with a CALLBACK_URL posts the result it also
+		// answered /invoke with.
+		return http.StatusNoContent
+	}
 	if known {
 		s.log.Printf("[%s] late or repeated callback (status %s) acknowledged and ignored", id, res.Status())
 		return http.StatusNoContent
@@ -479,9 +466,6 @@ func (s *Server) view(ex *Execution) executionView {
 	defer s.mu.Unlock()
 	v := executionView{ExecutionID: ex.ID, Function: ex.Function, Status: ex.Status, Async: ex.Async,
 		Output: ex.Output, Error: ex.Error, CreatedAt: ex.Created}
-	if len(v.Output) == 0 {
-		v.Output = json.RawMessage("null")
-	}
 	if !ex.Started.IsZero() {
 		t := ex.Started
 		v.StartedAt = &t
@@ -511,98 +495,22 @@ func known(n int64) *int64 {
 	return &n
 }
 
-func (s *Server) handleExecution(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
-	s.mu.Lock()
-	ex := s.execs[id]
-	s.mu.Unlock()
-	if ex == nil {
-		writeError(w, http.StatusNotFound, "EXECUTION_NOT_FOUND", fmt.Sprintf("no execution %q (the history keeps the last %d)", id, s.opts.History))
-		return
+// NormalizeListen accepts --listen as HOST:PORT, :PORT (every address) or a
+// bare PORT (127.0.0.1:PORT).
+func NormalizeListen(listen string) (string, error) {
+	if listen == "" {
+		return "127.0.0.1:8090", nil
 	}
-	writeJSON(w, http.StatusOK, s.view(ex))
-}
-
-func (s *Server) handleExecutions(w http.ResponseWriter, r *http.Request) {
-	limit := s.opts.History
-	if v := r.URL.Query().Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n <= 0 {
-			writeError(w, http.StatusBadRequest, "BAD_REQUEST", fmt.Sprintf("limit %q: a whole number greater than 0", v))
-			return
+	if n, err := strconv.Atoi(listen); err == nil {
+		if n < 0 || n > 65535 {
+			return "", fmt.Errorf("--listen %s: a port is 0 to 65535", listen)
 		}
-		limit = n
+		return "127.0.0.1:" + listen, nil
 	}
-	fn := r.URL.Query().Get("function")
-	status := r.URL.Query().Get("status")
-	s.mu.Lock()
-	var list []*Execution
-	for i := len(s.order) - 1; i >= 0 && len(list) < limit; i-- {
-		ex := s.execs[s.order[i]]
-		if (fn == "" || ex.Function == fn) && (status == "" || ex.Status == status) {
-			list = append(list, ex)
-		}
+	if _, port, err := net.SplitHostPort(listen); err != nil || port == "" {
+		return "", fmt.Errorf("--listen %q: give HOST:PORT (127.0.0.1:8090), :PORT (every address) or PORT", listen)
 	}
-	s.mu.Unlock()
-	views := make([]executionView, 0, len(list))
-	for _, ex := range list {
-		views = append(views, s.view(ex))
-	}
-	writeJSON(w, http.StatusOK, views)
-}
-
-// functionView is a registered function as the API shows it.
-type functionView struct {
-	Name      string            `json:"name"`
-	Mode      string            `json:"mode"`
-	Warm      bool              `json:"warm"`
-	Command   string            `json:"command,omitempty"`
-	Dir       string            `json:"dir,omitempty"`
-	Image     string            `json:"image,omitempty"`
-	TimeoutMs int64             `json:"timeoutMs"`
-	Env       map[string]string `json:"env"`
-	Manifest  string            `json:"manifest,omitempty"`
-	// ManifestError says why the manifest, changed on disk, was not
-	// reloaded (--watch): the previous definition still runs.
-	ManifestError string `json:"manifestError,omitempty"`
-	// Watchdog is the warm watchdog's state (warm functions only).
-	Watchdog *InstanceStatus `json:"watchdog,omitempty"`
-}
-
-func (s *Server) functionView(e *entry) functionView {
-	s.mu.Lock()
-	fn, problem := e.fn, e.problem
-	s.mu.Unlock()
-	v := functionView{Name: fn.Name, Mode: fn.Mode, Warm: fn.Warm, Command: fn.Command, Dir: fn.Dir, Image: fn.Image,
-		TimeoutMs: fn.Timeout.Milliseconds(), Env: fn.Env, Manifest: fn.Manifest, ManifestError: problem}
-	if e.inst != nil {
-		st := e.inst.Status()
-		v.Watchdog = &st
-	}
-	return v
-}
-
-func (s *Server) handleFunctions(w http.ResponseWriter, _ *http.Request) {
-	views := []functionView{}
-	for _, name := range s.names() {
-		s.mu.Lock()
-		e := s.functions[name]
-		s.mu.Unlock()
-		views = append(views, s.functionView(e))
-	}
-	writeJSON(w, http.StatusOK, views)
-}
-
-func (s *Server) handleFunction(w http.ResponseWriter, r *http.Request) {
-	name := r.PathValue("name")
-	s.mu.Lock()
-	e := s.functions[name]
-	s.mu.Unlock()
-	if e == nil {
-		writeError(w, http.StatusNotFound, "FUNCTION_NOT_FOUND", fmt.Sprintf("no function %q", name))
-		return
-	}
-	writeJSON(w, http.StatusOK, s.functionView(e))
+	return listen, nil
 }
 
 // Serve runs the serve command; it returns when ctx ends.

@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -89,7 +90,7 @@ func Main(ctx context.Context, version string, args []string, streams Streams) (
 	parser, err := kong.New(&c,
 		kong.Name("emulator"),
 		kong.Description(description),
-		kong.Vars{"version": version, "default_callback": emulator.DefaultKubeCallbackURL},
+		kong.Vars{"version": resolveVersion(version), "default_callback": emulator.DefaultKubeCallbackURL},
 		kong.Writers(streams.Stdout, streams.Stderr),
 		kong.Exit(func(code int) { panic(exitRequest{code}) }),
 		kong.ConfigureHelp(kong.HelpOptions{NoAppDescFormat: true}),
@@ -124,6 +125,66 @@ func Main(ctx context.Context, version string, args []string, streams Streams) (
 	return r.status
 }
 
+// resolveVersion is the version given at build time or, in a build from a
+// git checkout ("dev"), the module version and VCS revision Go recorded.
+func resolveVersion(v string) string {
+	if v != "" && v != "dev" {
+		return v
+	}
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "dev"
+	}
+	rev, modified, at := "", false, ""
+	for _, s := range info.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			modified = s.Value == "true"
+		case "vcs.time":
+			at = s.Value
+		}
+	}
+	if rev == "" {
+		if mv := info.Main.Version; mv != "" && mv != "(devel)" {
+			return mv
+		}
+		return "dev (no version control information: build with 'go build' in a git checkout, or set -ldflags -X main.version=...)"
+	}
+	if len(rev) > 12 {
+		rev = rev[:12]
+	}
+	out := "dev-" + rev
+	if modified {
+		out += "-dirty"
+	}
+	if at != "" {
+		out += " (" + at + ")"
+	}
+	return out
+}
+
+// resources builds the Docker limits of --cpus and --memory (nil: none).
+func resources(cpus, memory string) *emulator.ResourceSpec {
+	if cpus == "" && memory == "" {
+		return nil
+	}
+	return &emulator.ResourceSpec{CPU: cpus, Memory: memory}
+}
+
+// envWithFile puts the --env-file pairs before the --env ones (which win).
+func envWithFile(file string, env []string) ([]string, error) {
+	if file == "" {
+		return env, nil
+	}
+	pairs, err := emulator.ReadEnvFile(file)
+	if err != nil {
+		return nil, &emulator.UsageError{Err: err}
+	}
+	return append(pairs, env...), nil
+}
+
 // signalContext ends when the emulator gets SIGINT or SIGTERM.
 func signalContext(ctx context.Context) (context.Context, context.CancelFunc) {
 	return signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
@@ -135,6 +196,9 @@ type invokeCmd struct {
 	Cmd         string        `help:"Command that runs the function on this machine, split shell-style (instead of a manifest)." placeholder:"COMMAND"`
 	Dir         string        `help:"Working directory of the command (default: the manifest's dir, or the current directory)." placeholder:"DIR" type:"path"`
 	Env         []string      `short:"e" sep:"none" help:"Extra environment variable for the watchdog and the function; repeatable." placeholder:"K=V"`
+	EnvFile     string        `help:"Read extra variables from a file of KEY=VALUE lines (# comments, optional quotes); --env wins." placeholder:"FILE" type:"path"`
+	CPUs        string        `name:"cpus" help:"CPU limit of the container (Docker only), e.g. 0.5 or 250m; replaces the manifest's resources.cpu." placeholder:"CPUS"`
+	Memory      string        `help:"Memory limit of the container (Docker only), e.g. 256Mi; replaces the manifest's resources.memory." placeholder:"SIZE"`
 	Timeout     time.Duration `help:"Invocation timeout, e.g. 5s (default: the manifest's timeout_ms, or 30s)." placeholder:"DURATION"`
 	Data        string        `short:"d" help:"Payload, one JSON document." placeholder:"JSON"`
 	File        string        `help:"Read the payload from a file; - reads stdin." placeholder:"FILE"`
@@ -187,10 +251,14 @@ func (c *invokeCmd) Run(r *run, g *Globals) error {
 	if err != nil {
 		return err
 	}
+	env, err := envWithFile(c.EnvFile, c.Env)
+	if err != nil {
+		return err
+	}
 	ctx, stop := signalContext(r.ctx)
 	defer stop()
 	r.status = emulator.Invoke(ctx, emulator.InvokeOptions{
-		Function: c.Function, Mode: c.Mode, Cmd: c.Cmd, Dir: c.Dir, Env: c.Env, Timeout: c.Timeout,
+		Function: c.Function, Mode: c.Mode, Cmd: c.Cmd, Dir: c.Dir, Env: env, Timeout: c.Timeout, Resources: resources(c.CPUs, c.Memory),
 		Data: c.Data, File: c.File, Image: c.Image, Docker: c.Docker,
 		ExecutionID: c.ExecutionID, TraceID: c.TraceID, Pretty: c.Pretty, Check: c.Check,
 		Watchdog: wd, Self: self,
@@ -199,38 +267,47 @@ func (c *invokeCmd) Run(r *run, g *Globals) error {
 }
 
 type serveCmd struct {
-	Listen      string   `short:"l" default:"127.0.0.1:8090" help:"Address (host:port) of the control-plane API and of the callback receiver."`
+	Listen      string   `short:"l" default:"127.0.0.1:8090" help:"Address of the control-plane API and of the callback receiver: HOST:PORT, :PORT (every address) or PORT (127.0.0.1:PORT)."`
 	Function    []string `short:"f" sep:"none" help:"Function directory (holding function.json) or manifest file; repeatable. None: the embedded demo function." placeholder:"DIR" type:"path"`
-	Docker      bool     `help:"Run every function in its manifest's image instead of on this machine (use --listen 0.0.0.0:PORT so containers can call back)."`
+	Docker      bool     `help:"Run every function in its manifest's image instead of on this machine (containers call back on Docker's bridge gateway)."`
 	Watch       bool     `short:"w" help:"Watch the functions' files: reload manifests, restart warm watchdogs on a change."`
 	Env         []string `short:"e" sep:"none" help:"Extra environment variable for every function; repeatable." placeholder:"K=V"`
+	EnvFile     string   `help:"Read extra variables for every function from a file of KEY=VALUE lines; --env wins." placeholder:"FILE" type:"path"`
+	CPUs        string   `name:"cpus" help:"CPU limit of each container (--docker), e.g. 0.5 or 250m, for manifests without resources.cpu." placeholder:"CPUS"`
+	Memory      string   `help:"Memory limit of each container (--docker), e.g. 256Mi, for manifests without resources.memory." placeholder:"SIZE"`
 	History     int      `default:"1000" help:"How many executions to keep for GET /v1/executions."`
 	Concurrency int      `default:"0" help:"Invocations that run at once (0: twice the CPUs, at least 4); more wait as queued."`
 }
 
 func (c *serveCmd) Help() string {
-	return `Serves the nanofaas control-plane API, so tools written against it work
-locally:
+	return `Serves the nanofaas control-plane API 0.5.0 as upstream defines it, so
+the nanofaas CLI and tools written against it work locally. Its OpenAPI
+document is served at GET /v1/openapi.yaml.
 
-  POST /v1/functions/{name}:invoke    sync: {"input": <payload>, "metadata": {...}}
-                                      -> 200 {executionId, status, output, error}
-                                      and X-Execution-Id; 504 on a timeout
-                                      (headers X-Trace-Id, X-Timeout-Ms honoured)
-  POST /v1/functions/{name}:enqueue   async -> 202 {executionId, status: "queued"}
-  GET  /v1/executions/{id}            status, output, error, startedAt,
-                                      finishedAt, durations, max RSS, exit code
-  GET  /v1/executions                 recent first (?function=, ?status=, ?limit=)
-  GET  /v1/functions[/{name}]         the registered functions
-  POST /v1/internal/executions/{id}:complete   the watchdogs' callbacks
-  GET  /health
+  POST   /v1/functions                 register a FunctionSpec: its image runs
+                                       with Docker, warm, as upstream deploys it
+                                       -> 201 FunctionResponse, 409 when it exists
+  GET    /v1/functions[/{name}]        FunctionResponse(s), local ones included
+  DELETE /v1/functions/{name}          -> 204, 404 when unknown
+  POST   /v1/functions/{name}:invoke   {"input": <payload>, "metadata": {...}}
+                                       -> 200 {executionId, status, output, error}
+                                       and X-Execution-Id; 408 on a timeout
+                                       (Idempotency-Key, X-Trace-Id, X-Timeout-Ms)
+  POST   /v1/functions/{name}:enqueue  -> 202 {executionId, status: "queued"}
+  GET    /v1/executions/{id}           status, output, error, timestamps and
+                                       the measured figures
+  GET    /v1/executions                recent first (?function=, ?status=, ?limit=)
+  POST   /v1/internal/executions/{id}:complete   the watchdogs' callbacks
+  GET    /health
 
-Unknown functions answer 404. Execution statuses: queued, running, success,
-error, timeout. One-shot functions run one watchdog per invocation; warm
-functions (mode WARM, or "warm": true) run in one watchdog in server mode
-started at once, called through its POST /invoke, restarted if it dies.
-Every completed execution is logged as one EXECUTION line with the fields of
-invoke's REPORT line. SIGINT or SIGTERM: no new invocations, every watchdog
-is stopped, exit 0.`
+Errors are {"error": CODE, "message": ...}; 405 with Allow for another
+method, 415 for a Content-Type other than JSON, 413 over 16 MiB.
+One-shot functions run one watchdog per invocation; warm functions (mode
+WARM, or "warm": true) run in one watchdog in server mode started at once,
+called through its POST /invoke, restarted if it dies. Every completed
+execution is logged as one EXECUTION line with the fields of invoke's REPORT
+line. SIGINT or SIGTERM: no new invocations, every watchdog is stopped,
+exit 0.`
 }
 
 func (c *serveCmd) Run(r *run, g *Globals) error {
@@ -247,10 +324,14 @@ func (c *serveCmd) Run(r *run, g *Globals) error {
 			return &emulator.UsageError{Err: err}
 		}
 	}
+	env, err := envWithFile(c.EnvFile, c.Env)
+	if err != nil {
+		return err
+	}
 	ctx, stop := signalContext(r.ctx)
 	defer stop()
 	err = emulator.Serve(ctx, emulator.ServeOptions{
-		Listen: c.Listen, Functions: c.Function, Docker: c.Docker, Watch: c.Watch, Env: c.Env,
+		Listen: c.Listen, Functions: c.Function, Docker: c.Docker, Watch: c.Watch, Env: env, Resources: resources(c.CPUs, c.Memory),
 		History: c.History, Concurrency: c.Concurrency, Watchdog: wd, Self: self,
 	}, r.io.Stderr)
 	if err != nil {
