@@ -55,6 +55,7 @@ type Server struct {
 	out    io.Writer
 	log    *prefixWriter
 	recv   *Receiver
+	events *hub
 	env    map[string]string
 	base   string
 
@@ -141,6 +142,8 @@ func NewServer(o ServeOptions, stderr io.Writer) (*Server, error) {
 		execs:     map[string]*Execution{},
 	}
 	s.runCtx, s.cancelRun = context.WithCancel(context.Background())
+	s.events = newHub(o.History, s.functionSnapshot)
+	s.runner.Log = &logTee{out: out, hub: s.events}
 	s.recv = NewReceiver(func(format string, args ...any) { s.log.Printf(format, args...) })
 	s.recv.Unknown = s.lateCallback
 	sources := o.Functions
@@ -165,7 +168,7 @@ func NewServer(o ServeOptions, stderr io.Writer) (*Server, error) {
 		}
 		e := &entry{source: src, fn: fn}
 		if fn.Warm {
-			e.inst = NewInstance(s.runner, fn, newPrefixWriter(out, "["+fn.Name+"] "))
+			e.inst = NewInstance(s.runner, fn, newPrefixWriter(s.runner.Log, "["+fn.Name+"] "))
 		}
 		s.functions[fn.Name] = e
 	}
@@ -193,6 +196,7 @@ func (s *Server) Serve(ctx context.Context) error {
 
 	names := s.names()
 	s.log.Printf("serving the nanofaas control-plane API on http://%s (functions: %s)", addr, strings.Join(names, ", "))
+	s.log.Printf("the page: http://%s%s", addr, UIPath)
 	for _, name := range names {
 		e := s.functions[name]
 		s.log.Printf("function %s: %s", name, s.describe(e.fn))
@@ -228,6 +232,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	// Stop the executions first, so that the requests waiting for them are
 	// answered, then the server.
 	s.cancelRun()
+	s.events.close()
 	var stops sync.WaitGroup
 	for _, e := range s.functions {
 		if e.inst != nil {
@@ -275,6 +280,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/executions", s.handleExecutions)
 	mux.HandleFunc("GET /v1/executions/{id}", s.handleExecution)
 	mux.Handle("POST "+CallbackPath+"/{complete}", s.recv)
+	s.registerUI(mux)
 	mux.HandleFunc("GET /health", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
@@ -388,6 +394,7 @@ func (s *Server) start(e *entry, fn *Function, inv Invocation, async bool) *Exec
 	s.order = append(s.order, ex.ID)
 	s.trimLocked()
 	s.mu.Unlock()
+	s.publishStart(ex, inv.Payload)
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -402,6 +409,7 @@ func (s *Server) start(e *entry, fn *Function, inv Invocation, async bool) *Exec
 		s.mu.Lock()
 		ex.Status, ex.Started = ExecRunning, time.Now()
 		s.mu.Unlock()
+		s.publish(ex)
 		var out Outcome
 		switch {
 		case e.inst != nil:
@@ -440,6 +448,7 @@ func (s *Server) complete(ex *Execution, out Outcome) {
 		s.log.Printf("[%s] %s: %s", ex.ID, ex.Error.Code, ex.Error.Message)
 	}
 	fmt.Fprintln(s.out, r.LogLine())
+	s.publish(ex)
 }
 
 // trimLocked forgets the oldest finished executions beyond the history.
