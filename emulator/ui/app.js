@@ -151,13 +151,13 @@
     body.replaceChildren();
     for (const n of names) {
       const f = fnInfo(state.functions.get(n));
-      body.append(el('tr', { 'data-function': n },
+      body.append(el('tr', { 'data-function': n, class: 'fn' },
         el('td', null, el('strong', null, f.name)),
         el('td', null, f.mode),
-        el('td', { class: 'where' }, f.where),
         el('td', { class: 'warm-state' }, f.warmState),
         el('td', { class: 'num' }, f.restarts === null ? '–' : f.restarts)));
-      if (f.problem) body.append(el('tr', { class: 'problem' }, el('td', { colspan: 5 }, `manifest not reloaded: ${f.problem}`)));
+      body.append(el('tr', { class: 'where' }, el('td', { colspan: 4 }, f.where)));
+      if (f.problem) body.append(el('tr', { class: 'problem' }, el('td', { colspan: 4 }, `manifest not reloaded: ${f.problem}`)));
     }
     fillSelect($('invoke-function'), names, false);
     fillSelect($('filter-function'), names, true);
@@ -196,7 +196,7 @@
   }
 
   function fact(name, value) {
-    return el('div', null, el('dt', null, name), el('dd', null, value));
+    return el('div', { 'data-fact': name }, el('dt', null, name), el('dd', null, value));
   }
 
   function renderDetail() {
