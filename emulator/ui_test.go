@@ -43,6 +43,14 @@ func requireChromium(t *testing.T) string {
 // manifests, and returns the page's address, as it prints it at start. The
 // emulator is stopped with SIGINT, and waited for, when the test ends.
 func serveForPage(t *testing.T, manifests ...string) string {
+	page, _ := serveStoppable(t, manifests...)
+	return page
+}
+
+// serveStoppable is serveForPage that also returns the function that stops
+// the emulator (SIGINT) and waits for it to exit; it runs at the end of the
+// test too, if it has not run before.
+func serveStoppable(t *testing.T, manifests ...string) (string, func()) {
 	t.Helper()
 	args := []string{"serve", "--listen", "127.0.0.1:0"}
 	for _, m := range manifests {
@@ -77,35 +85,41 @@ func serveForPage(t *testing.T, manifests ...string) string {
 		}
 		_, _ = io.Copy(io.Discard, stderr)
 	}()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGINT)
-		exited := make(chan error, 1)
-		go func() { <-done; exited <- cmd.Wait() }()
-		select {
-		case err := <-exited:
-			if err != nil {
-				t.Errorf("emulator serve did not exit 0 after SIGINT: %v", err)
-			}
-		case <-time.After(30 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-			t.Errorf("emulator serve did not stop within 30s of SIGINT")
-		}
-		if t.Failed() {
-			mu.Lock()
-			t.Logf("emulator serve stderr:\n%s", log.String())
-			mu.Unlock()
-		}
-	})
+	var once sync.Once
+	stop := func() { once.Do(func() { stopServe(t, cmd, done, &mu, &log) }) }
+	t.Cleanup(stop)
 	select {
 	case u := <-page:
-		return u
+		return u, stop
 	case <-done:
 		t.Fatalf("emulator serve exited before printing the page's address")
 	case <-time.After(30 * time.Second):
 		t.Fatalf("emulator serve printed no page address within 30s")
 	}
-	return ""
+	return "", stop
+}
+
+// stopServe sends SIGINT to the emulator and waits for it to exit 0.
+func stopServe(t *testing.T, cmd *exec.Cmd, done <-chan struct{}, mu *sync.Mutex, log *strings.Builder) {
+	t.Helper()
+	_ = cmd.Process.Signal(syscall.SIGINT)
+	exited := make(chan error, 1)
+	go func() { <-done; exited <- cmd.Wait() }()
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Errorf("emulator serve did not exit 0 after SIGINT: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		_ = cmd.Process.Kill()
+		<-exited
+		t.Errorf("emulator serve did not stop within 30s of SIGINT")
+	}
+	if t.Failed() {
+		mu.Lock()
+		t.Logf("emulator serve stderr:\n%s", log.String())
+		mu.Unlock()
+	}
 }
 
 // writeManifest writes dir/name/function.json and returns the directory.
@@ -396,5 +410,178 @@ func screenshots(t *testing.T, ctx context.Context, dir string) {
 			t.Fatal(err)
 		}
 		t.Logf("wrote %s", filepath.Join(dir, name))
+	}
+}
+
+// sseRecord is one server-sent event as read by the test.
+type sseRecord struct {
+	name string
+	data string
+}
+
+// readEvents reads a text/event-stream into a channel, closed at its end.
+func readEvents(body io.Reader) <-chan sseRecord {
+	ch := make(chan sseRecord, 1024)
+	go func() {
+		defer close(ch)
+		sc := bufio.NewScanner(body)
+		sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+		var ev sseRecord
+		for sc.Scan() {
+			line := sc.Text()
+			switch {
+			case line == "":
+				if ev.name != "" || ev.data != "" {
+					ch <- ev
+				}
+				ev = sseRecord{}
+			case strings.HasPrefix(line, "event: "):
+				ev.name = strings.TrimPrefix(line, "event: ")
+			case strings.HasPrefix(line, "data: "):
+				ev.data += strings.TrimPrefix(line, "data: ")
+			}
+		}
+	}()
+	return ch
+}
+
+func getJSON(t *testing.T, url string, v any) int {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		t.Fatalf("GET %s: not JSON: %v", url, err)
+	}
+	return resp.StatusCode
+}
+
+// TestEventsAPI checks the API the page is built on, over real HTTP: GET
+// /v1/events streams an execution's states and log lines as they happen,
+// GET /v1/executions/{id}/input and /logs give its payload and the same
+// lines, a warm function's lines go to the execution they belong to, and the
+// stream ends when the emulator stops.
+func TestEventsAPI(t *testing.T) {
+	dirs := pageFunctions(t)
+	page, stop := serveStoppable(t, dirs...)
+	api := strings.TrimSuffix(page, "/ui/")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, "GET", api+"/v1/events", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("GET /v1/events: %v", err)
+	}
+	defer resp.Body.Close()
+	if ct := resp.Header.Get("Content-Type"); resp.StatusCode != 200 || ct != "text/event-stream" {
+		t.Fatalf("GET /v1/events: %d %q, want 200 text/event-stream", resp.StatusCode, ct)
+	}
+	events := readEvents(resp.Body)
+
+	// The stream is open (the first comment was flushed) before the
+	// invocation: every event of the execution must come.
+	code, out := post(t, api+"/v1/functions/echo:enqueue", `{"input": {"a": "<x>"}}`)
+	id, _ := out["executionId"].(string)
+	if code != http.StatusAccepted || id == "" {
+		t.Fatalf("echo:enqueue: %d %v", code, out)
+	}
+	var statuses []string
+	var lines []string
+	for done := false; !done; {
+		select {
+		case ev, ok := <-events:
+			if !ok {
+				t.Fatalf("the event stream ended; got statuses %v, lines %q", statuses, lines)
+			}
+			switch ev.name {
+			case "execution":
+				var x struct{ ExecutionID, Status string }
+				if err := json.Unmarshal([]byte(ev.data), &x); err != nil {
+					t.Fatalf("execution event %s: %v", ev.data, err)
+				}
+				if x.ExecutionID == id {
+					statuses = append(statuses, x.Status)
+					done = x.Status == "success" || x.Status == "error" || x.Status == "timeout"
+				}
+			case "log":
+				var l struct {
+					ExecutionID, Line string
+					Index             int
+				}
+				if err := json.Unmarshal([]byte(ev.data), &l); err != nil {
+					t.Fatalf("log event %s: %v", ev.data, err)
+				}
+				if l.ExecutionID == id {
+					if l.Index != len(lines) {
+						t.Errorf("log event index %d, want %d", l.Index, len(lines))
+					}
+					lines = append(lines, l.Line)
+				}
+			}
+		case <-ctx.Done():
+			t.Fatalf("no end of execution %s on the event stream; statuses %v", id, statuses)
+		}
+	}
+	if strings.Join(statuses, ",") != "queued,running,success" {
+		t.Errorf("execution events: statuses %v, want queued, running, success", statuses)
+	}
+	if len(lines) == 0 || !strings.HasPrefix(lines[0], "echo: read ") {
+		t.Errorf("log events: %q, want the function's line first", lines)
+	}
+
+	var input map[string]string
+	if code := getJSON(t, api+"/v1/executions/"+id+"/input", &input); code != 200 || input["a"] != "<x>" {
+		t.Errorf("GET /input: %d %v, want the payload {\"a\": \"<x>\"}", code, input)
+	}
+	var logs struct {
+		ExecutionID string `json:"executionId"`
+		Function    string `json:"function"`
+		Lines       []struct{ Line string }
+	}
+	getJSON(t, api+"/v1/executions/"+id+"/logs", &logs)
+	var got []string
+	for _, l := range logs.Lines {
+		got = append(got, l.Line)
+	}
+	if logs.ExecutionID != id || logs.Function != "echo" || strings.Join(got, "\n") != strings.Join(lines, "\n") {
+		t.Errorf("GET /logs: %+v, want the lines of the log events: %q", logs, lines)
+	}
+	var notFound map[string]any
+	if code := getJSON(t, api+"/v1/executions/exec-none/logs", &notFound); code != http.StatusNotFound {
+		t.Errorf("GET /logs of an unknown execution: %d %v, want 404", code, notFound)
+	}
+
+	if len(dirs) == 3 {
+		code, out := post(t, api+"/v1/functions/warm:invoke", `{"input": {"n": 1}}`)
+		wid, _ := out["executionId"].(string)
+		if code != 200 || out["status"] != "success" {
+			t.Fatalf("warm:invoke: %d %v", code, out)
+		}
+		getJSON(t, api+"/v1/executions/"+wid+"/logs", &logs)
+		found := false
+		for _, l := range logs.Lines {
+			found = found || strings.Contains(l.Line, "execution_id="+wid)
+		}
+		if !found {
+			t.Errorf("the warm watchdog's lines naming %s are not in its logs: %+v", wid, logs.Lines)
+		}
+	}
+
+	// Stopping the emulator ends the stream (it does not hold the shutdown).
+	stop()
+	for {
+		select {
+		case _, ok := <-events:
+			if !ok {
+				return
+			}
+		case <-ctx.Done():
+			t.Fatalf("the event stream did not end when the emulator stopped")
+		}
 	}
 }

@@ -223,6 +223,12 @@ locally:
   GET  /v1/functions[/{name}]         the registered functions
   POST /v1/internal/executions/{id}:complete   the watchdogs' callbacks
   GET  /health
+  GET  /v1/executions/{id}/input      the payload it was invoked with
+  GET  /v1/executions/{id}/logs       its log lines (watchdog and function)
+  GET  /v1/events                     server-sent events: executions as they
+                                      change, their log lines, warm functions
+  GET  /ui/                           a live page of all of the above (its
+                                      address is printed at start)
 
 Unknown functions answer 404. Execution statuses: queued, running, success,
 error, timeout. One-shot functions run one watchdog per invocation; warm
