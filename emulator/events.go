@@ -175,6 +175,14 @@ func (h *hub) functionChanged(name string) {
 	})
 }
 
+// functionRemoved tells the subscribers that a function is no longer
+// registered ("function-removed" event, data {"name": …}).
+func (h *hub) functionRemoved(name string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.broadcastLocked("function-removed", map[string]string{"name": name})
+}
+
 // logEvent is the data of a "log" event.
 type logEvent struct {
 	ExecutionID string `json:"executionId"`
@@ -293,8 +301,9 @@ func (t *logTee) Write(p []byte) (int, error) {
 
 // handleEvents is GET /v1/events: a text/event-stream of "execution" (an
 // execution's view, at each change of state), "log" (one log line of an
-// execution) and "function" (a function's view, when its watchdog changes)
-// events, until the client goes away or the emulator stops.
+// execution), "function" (a function's view, when its watchdog changes) and
+// "function-removed" events, until the client goes away or the emulator
+// stops.
 func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 	fl, ok := w.(http.Flusher)
 	if !ok {

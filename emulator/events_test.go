@@ -85,6 +85,13 @@ func TestHubBounds(t *testing.T) {
 		t.Errorf("a subscriber that did not read got %d events and then its channel closed, want %d", n, subscriberBuffer)
 	}
 
+	fresh, cancelFresh := h.subscribe()
+	defer cancelFresh()
+	h.functionRemoved("gone")
+	if ev := <-fresh; ev.name != "function-removed" || string(ev.data) != `{"name":"gone"}` {
+		t.Errorf("functionRemoved: event %s %s", ev.name, ev.data)
+	}
+
 	h.close()
 	late, _ := h.subscribe()
 	if _, open := <-late; open {

@@ -88,7 +88,8 @@
   const execFn = (x) => first(x.function, x.functionName, '');
 
   function fnInfo(f) {
-    const mode = first(f.runtimeMode, f.mode, '');
+    // The emulator's mode (WARM included) when it says it, else upstream's.
+    const mode = first(f.mode, f.runtimeMode, '');
     const warm = first(f.warm, mode === 'WARM');
     const cmd = Array.isArray(f.command) ? f.command.join(' ') : first(f.command, f.runtimeCommand, '');
     let where = cmd ? (f.dir ? `${cmd} (in ${f.dir})` : cmd) : '';
@@ -323,6 +324,10 @@
     es.addEventListener('execution', (ev) => upsertExec(JSON.parse(ev.data)));
     es.addEventListener('function', (ev) => upsertFunction(JSON.parse(ev.data)));
     es.addEventListener('log', (ev) => addLog(JSON.parse(ev.data)));
+    es.addEventListener('function-removed', (ev) => {
+      state.functions.delete(JSON.parse(ev.data).name);
+      renderFunctions();
+    });
   }
 
   function showResult(kind, text) {
