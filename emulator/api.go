@@ -127,7 +127,7 @@ func (s *Server) route(r *http.Request) methods {
 	if id, ok := strings.CutPrefix(path, "/v1/executions/"); ok && id != "" && !strings.Contains(id, "/") {
 		return methods{http.MethodGet: func(w http.ResponseWriter, r *http.Request) { s.handleExecution(w, r, id) }}
 	}
-	return nil
+	return s.uiRoute(path)
 }
 
 // adminDisabled answers the runtime-config endpoints as upstream does when
@@ -389,6 +389,7 @@ func (s *Server) handleDelete(w http.ResponseWriter, _ *http.Request, name strin
 			e.inst.Stop()
 		}()
 	}
+	s.events.functionRemoved(name)
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -442,6 +443,7 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 	s.mu.Unlock()
 	s.log.Printf("function %s: registered through the API: %s", fn.Name, s.describe(fn))
 	s.startInstance(fn.Name, e)
+	s.events.functionChanged(fn.Name)
 	writeJSON(w, http.StatusCreated, s.functionResponse(e))
 }
 

@@ -58,6 +58,7 @@ type Server struct {
 	out    io.Writer
 	log    *prefixWriter
 	recv   *Receiver
+	events *hub
 	env    map[string]string
 	// base is the callback URL the watchdogs get; dockerBase the one
 	// containers get ("" until a container needs it).
@@ -166,6 +167,8 @@ func NewServer(o ServeOptions, stderr io.Writer) (*Server, error) {
 		idem:      map[string]string{},
 	}
 	s.runCtx, s.cancelRun = context.WithCancel(context.Background())
+	s.events = newHub(o.History, s.functionSnapshot)
+	s.runner.Log = &logTee{out: out, hub: s.events}
 	s.recv = NewReceiver(func(format string, args ...any) { s.log.Printf(format, args...) })
 	s.recv.Unknown = s.lateCallback
 	sources := o.Functions
@@ -193,7 +196,7 @@ func NewServer(o ServeOptions, stderr io.Writer) (*Server, error) {
 		}
 		e := &entry{source: src, fn: fn}
 		if fn.Warm {
-			e.inst = NewInstance(s.runner, fn, newPrefixWriter(out, "["+fn.Name+"] "))
+			e.inst = NewInstance(s.runner, fn, newPrefixWriter(s.runner.Log, "["+fn.Name+"] "))
 		}
 		s.functions[fn.Name] = e
 	}
@@ -232,6 +235,7 @@ func (s *Server) Serve(ctx context.Context) error {
 
 	names := s.names()
 	s.log.Printf("serving the nanofaas control-plane API %s on http://%s (functions: %s; the API is described at %s)", APIVersion, addr, strings.Join(names, ", "), OpenAPIPath)
+	s.log.Printf("the page: http://%s%s", addr, UIPath)
 	for _, name := range names {
 		e := s.functions[name]
 		s.log.Printf("function %s: %s", name, s.describe(e.fn))
@@ -261,6 +265,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	// Stop the executions first, so that the requests waiting for them are
 	// answered, then the server.
 	s.cancelRun()
+	s.events.close()
 	var stops sync.WaitGroup
 	s.mu.Lock()
 	entries := make([]*entry, 0, len(s.functions))
@@ -367,6 +372,7 @@ func (s *Server) start(e *entry, fn *Function, inv Invocation, async bool, key s
 	s.order = append(s.order, ex.ID)
 	s.trimLocked()
 	s.mu.Unlock()
+	s.publishStart(ex, inv.Payload)
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -381,6 +387,7 @@ func (s *Server) start(e *entry, fn *Function, inv Invocation, async bool, key s
 		s.mu.Lock()
 		ex.Status, ex.Started = ExecRunning, time.Now()
 		s.mu.Unlock()
+		s.publish(ex)
 		var out Outcome
 		switch {
 		case e.inst != nil:
@@ -419,6 +426,7 @@ func (s *Server) complete(ex *Execution, out Outcome) {
 		s.log.Printf("[%s] %s: %s", ex.ID, ex.Error.Code, ex.Error.Message)
 	}
 	fmt.Fprintln(s.out, r.LogLine())
+	s.publish(ex)
 }
 
 // trimLocked forgets the oldest finished executions beyond the history.

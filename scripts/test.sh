@@ -4,7 +4,9 @@
 # dependencies, then runs go vet and go test across the whole workspace.
 #
 # Without Docker (it cannot be installed or started), the container tests
-# skip loudly; with CI=true a missing Docker is an error instead.
+# skip loudly; with CI=true a missing Docker is an error instead. The same
+# goes for Chromium (scripts/chromium-up.sh) and the emulator page's browser
+# tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,6 +27,17 @@ elif [ "${CI:-}" = "true" ]; then
   exit 1
 else
   echo "test.sh: WARNING: no Docker engine: the container tests will be SKIPPED" >&2
+fi
+
+step "Chromium (the emulator page's browser tests)"
+if bash scripts/chromium-up.sh >/dev/null; then
+  # Chromium is here, so the browser tests may not skip.
+  export NANOFAAS_REQUIRE_CHROMIUM=1
+elif [ "${CI:-}" = "true" ]; then
+  echo "test.sh: Chromium could not be installed, and CI needs it for the emulator page's browser tests" >&2
+  exit 1
+else
+  echo "test.sh: WARNING: no Chromium: the emulator page's browser tests will be SKIPPED" >&2
 fi
 
 step "Example host dependencies"

@@ -299,6 +299,12 @@ document is served at GET /v1/openapi.yaml.
   GET    /v1/executions                recent first (?function=, ?status=, ?limit=)
   POST   /v1/internal/executions/{id}:complete   the watchdogs' callbacks
   GET    /health
+  GET    /v1/executions/{id}/input      the payload it was invoked with
+  GET    /v1/executions/{id}/logs       its log lines (watchdog and function)
+  GET    /v1/events                     server-sent events: executions as they
+                                       change, their log lines, functions
+  GET    /ui/                           a live page of all of the above (its
+                                       address is printed at start)
 
 Errors are {"error": CODE, "message": ...}; 405 with Allow for another
 method, 415 for a Content-Type other than JSON, 413 over 16 MiB.
