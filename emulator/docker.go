@@ -40,20 +40,51 @@ func imagePresent(image string) error {
 }
 
 // dockerGateway is the address of Docker's default bridge on this machine,
-// where host.docker.internal (host-gateway) leads from a container.
+// where host.docker.internal (host-gateway) leads from a container. Some
+// daemons (Docker 20.10 among them) leave the default bridge's gateway out
+// of its IPAM configuration: then it is the bridge interface's address
+// (com.docker.network.bridge.name, docker0 by default), which is what
+// host-gateway resolves to.
 func dockerGateway() (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, "docker", "network", "inspect", "bridge", "--format", "{{range .IPAM.Config}}{{.Gateway}} {{end}}").CombinedOutput()
+	out, err := exec.CommandContext(ctx, "docker", "network", "inspect", "bridge", "--format",
+		`{{range .IPAM.Config}}{{.Gateway}} {{end}}|{{index .Options "com.docker.network.bridge.name"}}`).CombinedOutput()
 	if err != nil {
 		return "", fmt.Errorf("cannot find Docker's bridge gateway (docker network inspect bridge: %s)", strings.TrimSpace(string(out)))
 	}
-	for _, f := range strings.Fields(string(out)) {
+	gateways, iface, _ := strings.Cut(strings.TrimSpace(string(out)), "|")
+	for _, f := range strings.Fields(gateways) {
 		if ip := net.ParseIP(f); ip != nil && ip.To4() != nil {
 			return f, nil
 		}
 	}
-	return "", fmt.Errorf("cannot find Docker's bridge gateway (docker network inspect bridge gave %q)", strings.TrimSpace(string(out)))
+	if iface = strings.TrimSpace(iface); iface == "" || iface == "<no value>" {
+		iface = "docker0"
+	}
+	ip, err := interfaceIPv4(iface)
+	if err != nil {
+		return "", fmt.Errorf("cannot find Docker's bridge gateway (docker network inspect bridge gave no gateway, and %w)", err)
+	}
+	return ip, nil
+}
+
+// interfaceIPv4 is the first IPv4 address of a network interface.
+func interfaceIPv4(name string) (string, error) {
+	ifc, err := net.InterfaceByName(name)
+	if err != nil {
+		return "", fmt.Errorf("cannot read the bridge interface %s: %w", name, err)
+	}
+	addrs, err := ifc.Addrs()
+	if err != nil {
+		return "", fmt.Errorf("cannot read the addresses of the bridge interface %s: %w", name, err)
+	}
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil {
+			return n.IP.String(), nil
+		}
+	}
+	return "", fmt.Errorf("the bridge interface %s has no IPv4 address", name)
 }
 
 // configure applies a function's resources and, for a function registered

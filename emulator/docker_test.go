@@ -129,7 +129,8 @@ func runEmulator(t *testing.T, bin string, env []string, args ...string) result 
 var reportRE = regexp.MustCompile(`\nREPORT execution_id=(\S+) status=(\S+) duration_ms=(\d+) init_ms=(\d+) max_rss_kb=(\d+) exit_code=(\S+)\n$`)
 
 // TestDocker runs the emulator binary (built static, as images need it)
-// with --image and serve --docker.
+// with --image, serve --docker, and serve with an image registered through
+// the API.
 func TestDocker(t *testing.T) {
 	bin := buildEmulator(t, t.TempDir())
 	t.Run("NotInstalled", func(t *testing.T) { testDockerNotInstalled(t, bin) })
@@ -137,6 +138,7 @@ func TestDocker(t *testing.T) {
 	t.Run("ImageMissing", func(t *testing.T) { testDockerImageMissing(t, bin) })
 	t.Run("Serve", func(t *testing.T) { testDockerServe(t, bin) })
 	t.Run("ExampleImages", func(t *testing.T) { testDockerExampleImages(t, bin) })
+	t.Run("RegisterImage", func(t *testing.T) { testDockerRegisterImage(t, bin) })
 }
 
 func testDockerInvokeImage(t *testing.T, bin string) {
@@ -328,4 +330,280 @@ func post(t *testing.T, url, body string) (int, map[string]any) {
 		t.Fatalf("POST %s: not JSON: %s", url, data)
 	}
 	return resp.StatusCode, out
+}
+
+// registeredImage is the example image the API test registers: a warm
+// FastAPI runtime (HTTP), as upstream deploys a function.
+const registeredImage = "nanofaas/example-python-fastapi-warm:latest"
+
+// apiClient makes requests to a serve and validates every answer against
+// the emulator's OpenAPI document.
+type apiClient struct {
+	t      *testing.T
+	c      *contract
+	base   string
+	client *http.Client
+}
+
+// do sends one request (a JSON body when body is not "") and returns the
+// status, the headers and the body of a valid answer.
+func (a *apiClient) do(method, path, body string) (int, http.Header, []byte) {
+	a.t.Helper()
+	var reader io.Reader
+	if body != "" {
+		reader = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, a.base+path, reader)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, data, err := exchange(a.c, a.client, req)
+	if resp == nil {
+		a.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	if err != nil {
+		a.t.Errorf("contract: %v", err)
+	}
+	return resp.StatusCode, resp.Header, data
+}
+
+// decode unmarshals an answer's body, failing the test when it does not fit v.
+func (a *apiClient) decode(what string, data []byte, v any) {
+	a.t.Helper()
+	if err := json.Unmarshal(data, v); err != nil {
+		a.t.Fatalf("%s: cannot decode %s: %v", what, data, err)
+	}
+}
+
+// dockerContainer is what the test reads of `docker inspect`.
+type dockerContainer struct {
+	ID         string `json:"Id"`
+	HostConfig struct {
+		Memory       int64
+		NanoCpus     int64
+		PortBindings map[string][]struct{ HostIP, HostPort string }
+	}
+}
+
+// containerPublishing finds the running container of image that publishes
+// its port 8080 on hostPort (the warm watchdog's port the API shows): host
+// ports are exclusive, so this is one container, whatever else runs.
+func containerPublishing(t *testing.T, image string, hostPort int) dockerContainer {
+	t.Helper()
+	out, err := exec.Command("docker", "ps", "-q", "--no-trunc", "--filter", "ancestor="+image).Output()
+	if err != nil {
+		t.Fatalf("docker ps: %v", err)
+	}
+	ids := strings.Fields(string(out))
+	if len(ids) == 0 {
+		t.Fatalf("no running container of %s", image)
+	}
+	out, err = exec.Command("docker", append([]string{"inspect"}, ids...)...).Output()
+	if err != nil {
+		t.Fatalf("docker inspect: %v", err)
+	}
+	var all []dockerContainer
+	if err := json.Unmarshal(out, &all); err != nil {
+		t.Fatalf("docker inspect: %v", err)
+	}
+	for _, ctr := range all {
+		for _, b := range ctr.HostConfig.PortBindings["8080/tcp"] {
+			if b.HostPort == fmt.Sprint(hostPort) {
+				return ctr
+			}
+		}
+	}
+	t.Fatalf("no container of %s publishes 8080 on host port %d", image, hostPort)
+	return dockerContainer{}
+}
+
+// containerExists tells whether a container with this id exists, running or not.
+func containerExists(t *testing.T, id string) bool {
+	t.Helper()
+	out, err := exec.Command("docker", "ps", "-a", "-q", "--no-trunc", "--filter", "id="+id).Output()
+	if err != nil {
+		t.Fatalf("docker ps: %v", err)
+	}
+	return strings.TrimSpace(string(out)) != ""
+}
+
+// testDockerRegisterImage registers an example image through the API, as
+// upstream's CLI does, then invokes it (sync, and enqueue with the
+// execution looked up), lists it, and deletes it; the resources become the
+// container's limits, and the container is gone after the delete. Every
+// answer is validated against the emulator's OpenAPI document.
+func testDockerRegisterImage(t *testing.T, bin string) {
+	requireDocker(t)
+	requireImage(t, registeredImage)
+	port := freePort(t)
+	// The default host (127.0.0.1): containers call back on the second
+	// listener, on Docker's bridge.
+	cmd := exec.Command(bin, "serve", "--listen", fmt.Sprint(port))
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var containerID string
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGINT)
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("serve did not exit 0: %v", err)
+			}
+		case <-time.After(60 * time.Second):
+			_ = cmd.Process.Kill()
+			t.Errorf("serve did not stop within 60s")
+			<-done
+		}
+		t.Logf("serve stderr:\n%s", stderr.String())
+		if containerID != "" && containerExists(t, containerID) {
+			t.Errorf("container %s left behind", containerID)
+			_ = exec.Command("docker", "rm", "-f", containerID).Run()
+		}
+	})
+	a := &apiClient{t: t, c: emulatorContract(t), base: fmt.Sprintf("http://127.0.0.1:%d", port), client: &http.Client{Timeout: 2 * time.Minute}}
+	waitFor(t, a.base+"/health", 200, `"ok"`)
+
+	name := fmt.Sprintf("fastapi-warm-%d", os.Getpid())
+	// A loaded machine, half a CPU: a generous READY_TIMEOUT_MS, so that
+	// only a runtime that never starts fails.
+	spec := `{"name":"` + name + `","image":"` + registeredImage + `","runtimeMode":"HTTP","timeoutMs":30000,` +
+		`"env":{"READY_TIMEOUT_MS":"60000"},"resources":{"cpu":"500m","memory":"256Mi"}}`
+	status, _, data := a.do("POST", "/v1/functions", spec)
+	if status != http.StatusCreated {
+		t.Fatalf("POST /v1/functions: status %d, want 201: %s", status, data)
+	}
+	var registered upstreamFunction
+	a.decode("POST /v1/functions", data, &registered)
+	wantFn := upstreamFunction{
+		Name: name, Image: registeredImage, Env: map[string]string{"READY_TIMEOUT_MS": "60000"}, TimeoutMs: 30000, Concurrency: 1,
+		RequestedExecutionMode: "DEPLOYMENT", EffectiveExecutionMode: "DEPLOYMENT", RuntimeMode: "HTTP",
+	}
+	if diff := cmp.Diff(wantFn, registered); diff != "" {
+		t.Errorf("POST /v1/functions (-want +got):\n%s", diff)
+	}
+
+	// The warm container starts at once; GET shows when it is ready.
+	var fn struct {
+		Resources map[string]string `json:"resources"`
+		Watchdog  struct {
+			Port   int `json:"port"`
+			Health struct {
+				Status string `json:"status"`
+			} `json:"health"`
+		} `json:"watchdog"`
+	}
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		status, _, data = a.do("GET", "/v1/functions/"+name, "")
+		if status != http.StatusOK {
+			t.Fatalf("GET /v1/functions/%s: status %d, want 200: %s", name, status, data)
+		}
+		a.decode("GET /v1/functions/"+name, data, &fn)
+		if fn.Watchdog.Health.Status == "ready" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("GET /v1/functions/%s: not ready within 90s: %s", name, data)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if diff := cmp.Diff(map[string]string{"cpu": "500m", "memory": "256Mi"}, fn.Resources); diff != "" {
+		t.Errorf("resources (-want +got):\n%s", diff)
+	}
+
+	// resources are the container's limits.
+	ctr := containerPublishing(t, registeredImage, fn.Watchdog.Port)
+	containerID = ctr.ID
+	type limits struct{ Memory, NanoCpus int64 }
+	if diff := cmp.Diff(limits{Memory: 256 << 20, NanoCpus: 500_000_000}, limits{ctr.HostConfig.Memory, ctr.HostConfig.NanoCpus}); diff != "" {
+		t.Errorf("container %s limits (-want +got):\n%s", ctr.ID, diff)
+	}
+
+	type execution struct {
+		ExecutionID string         `json:"executionId"`
+		Status      string         `json:"status"`
+		Output      map[string]any `json:"output"`
+		Error       any            `json:"error"`
+	}
+	status, header, data := a.do("POST", "/v1/functions/"+name+":invoke", `{"input":{"input":"hello","n":1}}`)
+	var sync execution
+	a.decode(name+":invoke", data, &sync)
+	type syncAnswer struct {
+		Status         int
+		HeaderMatches  bool
+		Execution      execution
+		ExecutionIDSet bool
+	}
+	got := syncAnswer{status, header.Get("X-Execution-Id") == sync.ExecutionID, execution{Status: sync.Status, Output: sync.Output, Error: sync.Error}, sync.ExecutionID != ""}
+	want := syncAnswer{200, true, execution{Status: "success", Output: map[string]any{"input": "HELLO", "n": float64(1)}}, true}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("%s:invoke (-want +got):\n%s\nbody: %s", name, diff, data)
+	}
+
+	status, _, data = a.do("POST", "/v1/functions/"+name+":enqueue", `{"input":{"input":"later","n":2}}`)
+	var queued execution
+	a.decode(name+":enqueue", data, &queued)
+	if status != http.StatusAccepted || queued.Status != "queued" || queued.ExecutionID == "" {
+		t.Fatalf("%s:enqueue: status %d, want 202 with status queued and an executionId: %s", name, status, data)
+	}
+	var done execution
+	deadline = time.Now().Add(90 * time.Second)
+	for {
+		status, _, data = a.do("GET", "/v1/executions/"+queued.ExecutionID, "")
+		if status != http.StatusOK {
+			t.Fatalf("GET /v1/executions/%s: status %d, want 200: %s", queued.ExecutionID, status, data)
+		}
+		a.decode("GET /v1/executions/"+queued.ExecutionID, data, &done)
+		if done.Status != "queued" && done.Status != "running" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("GET /v1/executions/%s: not finished within 90s: %s", queued.ExecutionID, data)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	wantDone := execution{ExecutionID: queued.ExecutionID, Status: "success", Output: map[string]any{"input": "LATER", "n": float64(2)}}
+	if diff := cmp.Diff(wantDone, done); diff != "" {
+		t.Errorf("GET /v1/executions/%s (-want +got):\n%s", queued.ExecutionID, diff)
+	}
+
+	// The list holds it as upstream's CLI decodes a FunctionResponse.
+	status, _, data = a.do("GET", "/v1/functions", "")
+	var list []upstreamFunction
+	a.decode("GET /v1/functions", data, &list)
+	var listed *upstreamFunction
+	for i := range list {
+		if list[i].Name == name {
+			listed = &list[i]
+		}
+	}
+	if status != http.StatusOK || listed == nil {
+		t.Fatalf("GET /v1/functions: status %d, want 200 with %s: %s", status, name, data)
+	}
+	if diff := cmp.Diff(wantFn, *listed); diff != "" {
+		t.Errorf("GET /v1/functions, %s (-want +got):\n%s", name, diff)
+	}
+
+	// DELETE answers 204; the function is gone at once, its container soon.
+	if status, _, data = a.do("DELETE", "/v1/functions/"+name, ""); status != http.StatusNoContent {
+		t.Fatalf("DELETE /v1/functions/%s: status %d, want 204: %s", name, status, data)
+	}
+	if status, _, data = a.do("GET", "/v1/functions/"+name, ""); status != http.StatusNotFound {
+		t.Errorf("GET /v1/functions/%s after DELETE: status %d, want 404: %s", name, status, data)
+	}
+	deadline = time.Now().Add(60 * time.Second)
+	for containerExists(t, ctr.ID) {
+		if time.Now().After(deadline) {
+			t.Fatalf("container %s still exists 60s after DELETE /v1/functions/%s", ctr.ID, name)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }

@@ -359,8 +359,9 @@ type InstanceStatus struct {
 	Port int `json:"port"`
 	// RuntimePids are the watchdog's children (the warm runtime), on this machine.
 	RuntimePids []int `json:"runtimePids"`
-	// Health is the watchdog's GET /health answer.
-	Health   json.RawMessage `json:"health"`
+	// Health is the watchdog's GET /health answer, left out while it does
+	// not answer (starting, or a container still coming up).
+	Health   json.RawMessage `json:"health,omitempty"`
 	Restarts int             `json:"restarts"`
 }
 
