@@ -120,7 +120,7 @@ func (h *HTTP) Start(ctx context.Context) *result.Result {
 	port := strconv.Itoa(h.cfg.RuntimePort)
 	c, err := h.deps.Procs.StartChild(process.Options{
 		Argv:       h.cfg.Command,
-		Env:        childEnv(h.cfg.Env, "PORT="+port, "SERVER_PORT="+port),
+		Env:        childEnv(h.cfg, "PORT="+port, "SERVER_PORT="+port),
 		StdoutSink: h.deps.Stdout,
 		StderrSink: h.deps.Stderr,
 	})
@@ -229,7 +229,7 @@ func (h *HTTP) Invoke(ctx context.Context, inv Invocation) result.Result {
 		case errors.Is(reqCtx.Err(), context.DeadlineExceeded) && ctx.Err() == nil:
 			return result.Failure(result.Timeout, "Function exceeded timeout of %dms", inv.Timeout.Milliseconds()).Took(start)
 		case ctx.Err() != nil:
-			return result.Failure(result.FunctionError, "invocation interrupted because the watchdog is shutting down").Took(start)
+			return interrupted(ctx).Took(start)
 		}
 		return h.connectionFailure(c, err).Took(start)
 	}
@@ -239,6 +239,9 @@ func (h *HTTP) Invoke(ctx context.Context, inv Invocation) result.Result {
 	if err != nil {
 		if errors.Is(reqCtx.Err(), context.DeadlineExceeded) && ctx.Err() == nil {
 			return result.Failure(result.Timeout, "Function exceeded timeout of %dms", inv.Timeout.Milliseconds()).Took(start)
+		}
+		if ctx.Err() != nil {
+			return interrupted(ctx).Took(start)
 		}
 		if errors.Is(err, io.ErrUnexpectedEOF) {
 			return result.Failure(result.FunctionError, "the runtime closed the connection in the middle of its response (after %d bytes of the body): %v", len(body), err).Took(start)
@@ -262,6 +265,17 @@ func (h *HTTP) Invoke(ctx context.Context, inv Invocation) result.Result {
 		return bad.Took(start)
 	}
 	return result.Success(doc).Took(start)
+}
+
+// interrupted is the result of an invocation whose ctx was cancelled: by
+// the watchdog's shutdown, or with an *Interruption as its cause (the
+// runtime is being restarted under it), whose message it carries.
+func interrupted(ctx context.Context) result.Result {
+	var in *Interruption
+	if errors.As(context.Cause(ctx), &in) {
+		return result.Failure(result.FunctionError, "%s", in.Message)
+	}
+	return result.Failure(result.FunctionError, "invocation interrupted because the watchdog is shutting down")
 }
 
 // hdrJSON is the Content-Type of a request to the runtime; the transport
