@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -39,15 +40,20 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// runRuntime serves /health and /invoke on $PORT. /invoke answers the
-// payload with the pid, after sleeping payload.sleep_ms when given.
+// runRuntime serves /health and /invoke on $PORT, requests in parallel.
+// /invoke answers the payload with the pid and the number of invocations
+// it was running at once when this one arrived (active), after sleeping
+// payload.sleep_ms when given.
 func runRuntime() {
 	pid := strconv.Itoa(os.Getpid())
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.WriteString(w, `{"status":"ok"}`)
 	})
+	var active atomic.Int64
 	mux.HandleFunc("POST /invoke", func(w http.ResponseWriter, r *http.Request) {
+		n := active.Add(1)
+		defer active.Add(-1)
 		body, _ := io.ReadAll(r.Body)
 		var p struct {
 			SleepMs int `json:"sleep_ms"`
@@ -56,7 +62,7 @@ func runRuntime() {
 			time.Sleep(time.Duration(p.SleepMs) * time.Millisecond)
 		}
 		w.Header().Set("Content-Type", "application/json")
-		_, _ = io.WriteString(w, `{"pid":`+pid+`,"payload":`)
+		_, _ = io.WriteString(w, `{"pid":`+pid+`,"active":`+strconv.FormatInt(n, 10)+`,"payload":`)
 		_, _ = w.Write(body)
 		_, _ = io.WriteString(w, `}`)
 	})
