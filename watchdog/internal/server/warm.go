@@ -184,7 +184,7 @@ func (w *warm) run(ctx context.Context) {
 			w.m.RuntimeRestarted(reason)
 		}
 		rt.Stop()
-		g.cancel(nil)
+		g.cancel(endCause(rt, reason))
 		if reason == "" {
 			return
 		}
@@ -340,6 +340,23 @@ func (w *warm) finished(g *generation, res *result.Result, executionID string) {
 		case <-w.done:
 		}
 	}
+}
+
+// endCause is why the invocations still in flight on a runtime that was
+// stopped for reason ended (a timeout interrupted them earlier, with its
+// own cause).
+func endCause(rt protocol.Process, reason string) error {
+	if reason == metrics.RestartExited {
+		how := "its process group gone"
+		if exit, _, ok := rt.ExitStatus(); ok && !exit.Success() {
+			how = exit.String()
+		}
+		return &protocol.Interruption{Message: "runtime exited with " + how + " during the invocation"}
+	}
+	if reason == "" {
+		return &protocol.Interruption{Message: "invocation interrupted because the watchdog is shutting down"}
+	}
+	return &protocol.Interruption{Message: "invocation interrupted because the runtime was stopped (" + reason + ")"}
 }
 
 // wait waits until run has returned (the runtime is stopped).
