@@ -185,7 +185,7 @@ func (s *Server) refuseBusy(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) refuseDraining(w http.ResponseWriter, r *http.Request) {
 	w.Header()["Retry-After"] = hdrRetryAfter
-	s.refuse(w, r, http.StatusServiceUnavailable, CodeShuttingDown, "the watchdog is shutting down and takes no new invocations: send it to another replica")
+	s.refuse(w, r, http.StatusServiceUnavailable, CodeShuttingDown, "the watchdog is shutting down and takes no new invocations")
 }
 
 // authorized checks the bearer token in constant time (both sides hashed,

@@ -182,8 +182,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) int {
 	reason, status := s.waitForStop(ctx, serveErr)
 	began := time.Now()
 	_, running, waiting := s.q.counts()
-	s.log.Info("shutting down: draining (the invocations in flight complete, the queued ones are refused with 503 SHUTTING_DOWN)",
-		"reason", reason, "in_flight", running, "queued", waiting)
+	// The invocations in flight complete; the queued ones are refused
+	// with 503 SHUTTING_DOWN.
+	s.log.Info("shutting down: draining", "reason", reason, "in_flight", running, "queued", waiting)
 	s.draining.Store(true)
 	s.q.close()
 	s.q.waitEmpty()
