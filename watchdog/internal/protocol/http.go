@@ -64,9 +64,10 @@ type HTTP struct {
 // NewHTTP returns an HTTP runtime that has not been started.
 func NewHTTP(cfg config.Config, deps Deps) *HTTP {
 	transport := &http.Transport{
-		Proxy:               nil, // the runtime is local: never through a proxy
-		DialContext:         (&net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		MaxIdleConnsPerHost: 4,
+		Proxy:       nil, // the runtime is local: never through a proxy
+		DialContext: (&net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		// One kept-alive connection per invocation that may run at once.
+		MaxIdleConnsPerHost: max(4, cfg.WarmConcurrency),
 		IdleConnTimeout:     90 * time.Second,
 		DisableCompression:  true,
 		// A runtime that sends headers without end costs at most this much.
