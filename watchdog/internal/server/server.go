@@ -127,8 +127,16 @@ func NewWithOptions(cfg config.Config, deps protocol.Deps, cb *callback.Client, 
 		_, _, waiting := s.q.counts()
 		return uint64(waiting)
 	})
-	if p := protocol.NewProcess(cfg, deps); p != nil {
-		s.warm = newWarm(cfg, deps, s.m, func() protocol.Process { return protocol.NewProcess(cfg, deps) })
+	if first := protocol.NewProcess(cfg, deps); first != nil {
+		// Each (re)start needs a fresh Process; the first is this one.
+		// Called by the supervisor's goroutine only.
+		s.warm = newWarm(cfg, deps, s.m, func() protocol.Process {
+			if p := first; p != nil {
+				first = nil
+				return p
+			}
+			return protocol.NewProcess(cfg, deps)
+		})
 	} else {
 		s.perCall = perCallPool(cfg, deps, concurrency)
 	}
