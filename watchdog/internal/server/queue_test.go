@@ -452,3 +452,56 @@ func TestOneResultPerExecutionWithAReportingRuntime(t *testing.T) {
 		})
 	}
 }
+
+// The wait for a slot counts against the invocation's timeout: a call
+// that waited most of its timeout gets only what is left to run, and its
+// TIMEOUT says how the time went.
+func TestQueueWaitCountsAgainstTheTimeout(t *testing.T) {
+	ts := start(t)
+	first := postAsync(t, ts, `{"execution_id":"ahead","payload":{"sleep_ms":500}}`)
+	ts.waitMetrics(t, map[string]int{inFlightSeries: 1})
+	began := time.Now()
+	code, _, body := post(t, http.DefaultClient, ts.url+"/invoke", `{"execution_id":"behind","payload":{"sleep_ms":500},"timeout_ms":800}`)
+	took := time.Since(began)
+	if code != http.StatusGatewayTimeout || !regexpMatch(`"code":"TIMEOUT","message":"Function exceeded timeout of 800ms \(\d+ms of it waiting in the queue for a slot, \d+ms running\)"`, body) {
+		t.Errorf("a call that waited most of its timeout: %d %s, want 504 TIMEOUT that counts the wait", code, body)
+	}
+	if took > 2*time.Second {
+		t.Errorf("the call took %v end to end, with a timeout of 800ms", took)
+	}
+	if a := <-first; a.code != http.StatusOK {
+		t.Errorf("the call ahead: %d %s", a.code, a.body)
+	}
+}
+
+// WARM_IDLE_TIMEOUT_MS never stops the watchdog while calls run: with two
+// in flight longer than the idle timeout, both complete, and the watchdog
+// stops (exit 0) only once it has been idle that long after them.
+func TestIdleShutdownWaitsForTheCallsInFlight(t *testing.T) {
+	ts := start(t, "WARM_CONCURRENCY=2", "WARM_IDLE_TIMEOUT_MS=300")
+	a := postAsync(t, ts, `{"execution_id":"i-1","payload":{"sleep_ms":800}}`)
+	b := postAsync(t, ts, `{"execution_id":"i-2","payload":{"sleep_ms":800}}`)
+	for i, ch := range []<-chan answer{a, b} {
+		if r := <-ch; r.code != http.StatusOK {
+			t.Errorf("call %d in flight past the idle timeout: %d %s", i, r.code, r.body)
+		}
+	}
+	ended := time.Now()
+	select {
+	case code := <-ts.done:
+		t.Fatalf("the watchdog stopped (exit %d) with calls in flight", code)
+	default:
+	}
+	select {
+	case code := <-ts.done:
+		if code != 0 {
+			t.Errorf("exit status %d, want 0", code)
+		}
+		if idle := time.Since(ended); idle < 250*time.Millisecond {
+			t.Errorf("stopped %v after the last call ended, before WARM_IDLE_TIMEOUT_MS=300", idle)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the watchdog did not stop when idle")
+	}
+	ts.done <- 0
+}

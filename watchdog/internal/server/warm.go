@@ -316,7 +316,9 @@ func (w *warm) acquire(wait time.Duration) (*generation, *result.Result) {
 func (w *warm) finished(g *generation, res *result.Result, executionID string) {
 	w.mu.Lock()
 	g.inFlight--
-	if res.ErrorCode() == result.Timeout && g.retiring == "" {
+	// A timeout also overrides a WARM_MAX_INVOCATIONS retirement still
+	// waiting for the calls in flight: the runtime's state is unknown now.
+	if res.ErrorCode() == result.Timeout && (g.retiring == "" || g.retiring == metrics.RestartMaxInvocations && !g.asked) {
 		g.retiring = metrics.RestartTimeout
 		if g.inFlight > 0 {
 			g.cancel(&protocol.Interruption{Message: fmt.Sprintf(
