@@ -78,7 +78,9 @@ type Deps struct {
 }
 
 // NewProcess returns a Process for cfg.Protocol, or nil when the protocol
-// runs a process per invocation (use NewPerInvocation).
+// runs a process per invocation (use NewPerInvocation). The server
+// lifecycle supervises whatever Process this returns, so a persistent
+// protocol for another kind of runtime slots in here.
 func NewProcess(cfg config.Config, deps Deps) Process {
 	if cfg.Protocol == config.ProtocolHTTP {
 		return NewHTTP(cfg, deps)

@@ -113,7 +113,8 @@ func New(cfg config.Config, deps protocol.Deps, cb *callback.Client) *Server {
 	return NewWithOptions(cfg, deps, cb, DefaultOptions())
 }
 
-// NewWithOptions returns a server for cfg with opts; it starts nothing.
+// NewWithOptions returns a server for cfg with opts (start from
+// DefaultOptions: a zero field is not a default); it starts nothing.
 func NewWithOptions(cfg config.Config, deps protocol.Deps, cb *callback.Client, opts Options) *Server {
 	fn := cfg.FunctionName
 	concurrency := max(cfg.WarmConcurrency, 1)
