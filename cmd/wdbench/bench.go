@@ -32,17 +32,21 @@ type settings struct {
 	idleWait                time.Duration
 	stdioCalls, stdioWarmup int
 	oneshotRuns, startRuns  int
+	// throughputFor is how long each throughput point runs, per target.
+	throughputFor time.Duration
 }
 
 var (
 	fullSettings = settings{
 		warmCalls: 5000, warmup: 500, memCalls: 10000, idleWait: time.Second,
 		stdioCalls: 2000, stdioWarmup: 100, oneshotRuns: 200, startRuns: 100,
+		throughputFor: 2 * time.Second,
 	}
 	shortSettings = settings{
 		short:     true,
 		warmCalls: 300, warmup: 50, memCalls: 1000, idleWait: 200 * time.Millisecond,
 		stdioCalls: 60, stdioWarmup: 10, oneshotRuns: 10, startRuns: 6,
+		throughputFor: 300 * time.Millisecond,
 	}
 )
 

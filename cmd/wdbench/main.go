@@ -11,7 +11,9 @@
 //  4. start to serving: exec of the watchdog until /health answers 200,
 //     minus the runtime's own readiness time;
 //  5. the watchdog's RSS idle in server mode and after 10,000 calls;
-//  6. the size of the watchdog binary built as the Dockerfile builds it.
+//  6. the size of the watchdog binary built as the Dockerfile builds it;
+//  7. throughput: requests per second with 1, 4 and 16 clients at once,
+//     through the watchdog (WARM_CONCURRENCY=16) vs the runtime direct.
 //
 // Every latency is compared with a baseline measured in the same run, as
 // absolute times on a shared machine are noise. It builds the watchdog and
@@ -95,18 +97,20 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 // Report is everything one run measured; it is the JSON output.
 type Report struct {
-	Date     string        `json:"date"`
-	Short    bool          `json:"short"`
-	Machine  Machine       `json:"machine"`
-	Build    string        `json:"build_command"`
-	Warm     WarmReport    `json:"warm"`
-	Memory   MemoryReport  `json:"memory"`
-	STDIO    STDIOReport   `json:"stdio_per_invocation"`
-	OneShot  OneShotReport `json:"one_shot"`
-	Startup  StartupReport `json:"start_to_serving"`
-	Binary   int64         `json:"binary_bytes"`
-	Targets  []Target      `json:"targets"`
-	Duration float64       `json:"run_seconds"`
+	Date    string        `json:"date"`
+	Short   bool          `json:"short"`
+	Machine Machine       `json:"machine"`
+	Build   string        `json:"build_command"`
+	Warm    WarmReport    `json:"warm"`
+	Memory  MemoryReport  `json:"memory"`
+	STDIO   STDIOReport   `json:"stdio_per_invocation"`
+	OneShot OneShotReport `json:"one_shot"`
+	Startup StartupReport `json:"start_to_serving"`
+	Binary  int64         `json:"binary_bytes"`
+	// Throughput is measurement 7.
+	Throughput ThroughputReport `json:"throughput"`
+	Targets    []Target         `json:"targets"`
+	Duration   float64          `json:"run_seconds"`
 }
 
 // Machine describes where the figures come from.
@@ -183,6 +187,10 @@ func measure(ctx context.Context, s settings, keep bool, watchdogBin string, log
 	step(fmt.Sprintf("4. start to serving: %d starts each", s.startRuns))
 	if rep.Startup, err = benchStartup(ctx, bins, s); err != nil {
 		return nil, fmt.Errorf("start to serving: %w", err)
+	}
+	step(fmt.Sprintf("7. throughput: %v clients at once, %.1fs each, direct and through the watchdog", throughputLevels, s.throughputFor.Seconds()))
+	if rep.Throughput, err = benchThroughput(ctx, bins, s.throughputFor); err != nil {
+		return nil, fmt.Errorf("throughput: %w", err)
 	}
 	rep.Targets = targets(rep)
 	rep.Duration = round3(time.Since(began).Seconds())
@@ -274,7 +282,9 @@ func printTable(w io.Writer, r *Report) {
 	fmt.Fprintf(w, "\n5. memory (VmRSS) of the WARM watchdog: idle %s (anon %s + file %s); after %d calls %s, after %d %s (anon %s, peak %s). The runtime alone idles at %s.\n",
 		mbs(mem.IdleRSSKB), mbs(mem.IdleRssAnonKB), mbs(mem.IdleRssFileKB), mem.Calls/2, mbs(mem.MidRSSKB), mem.Calls,
 		mbs(mem.EndRSSKB), mbs(mem.EndRssAnonKB), mbs(mem.PeakRSSKB), mbs(mem.RuntimeIdleRSSKB))
-	fmt.Fprintf(w, "6. binary: %.2f MB (%d bytes), built with: %s\n\n", float64(r.Binary)/mb, r.Binary, r.Build)
+	fmt.Fprintf(w, "6. binary: %.2f MB (%d bytes), built with: %s\n", float64(r.Binary)/mb, r.Binary, r.Build)
+	printThroughput(w, r.Throughput)
+	fmt.Fprintln(w)
 
 	fmt.Fprintf(w, "%-25s %10s %10s  %-6s  %s\n", "target", "measured", "target", "", "how")
 	for _, t := range r.Targets {

@@ -40,6 +40,13 @@ const (
 // when RUNTIME_URL is not set, so that it does not clash with WARM_PORT.
 const defaultServerRuntimePort = 8081
 
+// Bounds of the server mode's slots and queue: each waiting or running
+// request may hold a body of up to MAX_PAYLOAD_BYTES.
+const (
+	maxWarmConcurrency = 1024
+	maxWarmQueueSize   = 65536
+)
+
 // Config is the watchdog's whole configuration.
 type Config struct {
 	Lifecycle Lifecycle
@@ -72,6 +79,15 @@ type Config struct {
 	// 0 means no cap.
 	WarmMaxConnections int
 	MaxPayloadBytes    int64
+	// WarmConcurrency is how many invocations run at once in server mode.
+	WarmConcurrency int
+	// WarmQueueSize is how many requests may wait for a slot; 0: none.
+	WarmQueueSize int
+	// WarmQueueTimeout caps the wait for a slot; 0: the invocation's own
+	// timeout is the only bound.
+	WarmQueueTimeout time.Duration
+	// PassCallbackURL hands CALLBACK_URL to the function (PASS_CALLBACK_URL).
+	PassCallbackURL bool
 
 	CallbackAttempts int
 	CallbackBackoff  time.Duration
@@ -182,6 +198,16 @@ func New(env []string) (Config, error) {
 	c.WarmMaxInvocations = int(p.nonNegative("WARM_MAX_INVOCATIONS"))
 	c.WarmAuthToken = p.str("WARM_AUTH_TOKEN")
 	c.WarmMaxConnections = int(p.nonNegative("WARM_MAX_CONNECTIONS"))
+	c.WarmConcurrency = int(p.positive("WARM_CONCURRENCY"))
+	if c.WarmConcurrency > maxWarmConcurrency {
+		p.fail("WARM_CONCURRENCY", p.raw("WARM_CONCURRENCY"), fmt.Sprintf("a whole number from 1 to %d", maxWarmConcurrency))
+	}
+	c.WarmQueueSize = int(p.nonNegative("WARM_QUEUE_SIZE"))
+	if c.WarmQueueSize > maxWarmQueueSize {
+		p.fail("WARM_QUEUE_SIZE", p.raw("WARM_QUEUE_SIZE"), fmt.Sprintf("a whole number from 0 to %d", maxWarmQueueSize))
+	}
+	c.WarmQueueTimeout = p.millis("WARM_QUEUE_TIMEOUT_MS", true)
+	c.PassCallbackURL = p.boolean("PASS_CALLBACK_URL")
 
 	c.CallbackAttempts = int(p.positive("CALLBACK_ATTEMPTS"))
 	c.CallbackBackoff = p.millis("CALLBACK_BACKOFF_MS", true)

@@ -42,6 +42,8 @@ func TestDefaults(t *testing.T) {
 		WarmMaxInvocations: 0,
 		WarmMaxConnections: 256,
 		MaxPayloadBytes:    16 << 20,
+		WarmConcurrency:    1,
+		WarmQueueSize:      32,
 		CallbackAttempts:   3,
 		CallbackBackoff:    200 * time.Millisecond,
 		CallbackTimeout:    10 * time.Second,
@@ -66,6 +68,7 @@ func TestEveryVariable(t *testing.T) {
 		"MAX_OUTPUT_BYTES=20", "KILL_GRACE_MS=0", "CALLBACK_ATTEMPTS=9",
 		"CALLBACK_BACKOFF_MS=1", "CALLBACK_TIMEOUT_MS=2", "FUNCTION_NAME=fn",
 		"WATCHDOG_SUBREAPER=true", "LOG_LEVEL=debug", "LOG_FORMAT=TEXT",
+		"WARM_CONCURRENCY=4", "WARM_QUEUE_SIZE=0", "WARM_QUEUE_TIMEOUT_MS=250", "PASS_CALLBACK_URL=true",
 	}
 	got, err := New(env)
 	if err != nil {
@@ -79,6 +82,7 @@ func TestEveryVariable(t *testing.T) {
 		ReadyTimeout: 250 * time.Millisecond, Timeout: 1500 * time.Millisecond, KillGrace: 0,
 		InputFile: "/work/in", OutputFile: "/work/out", MaxOutputBytes: 20,
 		WarmPort: 9090, WarmIdleTimeout: 0, WarmMaxInvocations: 7, WarmAuthToken: "tok", WarmMaxConnections: 0, MaxPayloadBytes: 10,
+		WarmConcurrency: 4, WarmQueueSize: 0, WarmQueueTimeout: 250 * time.Millisecond, PassCallbackURL: true,
 		CallbackAttempts: 9, CallbackBackoff: time.Millisecond, CallbackTimeout: 2 * time.Millisecond,
 		FunctionName: "fn", Subreaper: true, LogLevel: slog.LevelDebug, LogFormat: "text", Env: env,
 	}
@@ -157,6 +161,12 @@ func TestErrors(t *testing.T) {
 		{oneShot("WARM_IDLE_TIMEOUT_MS=-1"), `WARM_IDLE_TIMEOUT_MS="-1" is invalid`},
 		{oneShot("WARM_MAX_INVOCATIONS=-1"), `WARM_MAX_INVOCATIONS="-1" is invalid: a whole number, 0 or more`},
 		{oneShot("WARM_MAX_CONNECTIONS=many"), `WARM_MAX_CONNECTIONS="many" is invalid: a whole number, 0 or more`},
+		{oneShot("WARM_CONCURRENCY=0"), `WARM_CONCURRENCY="0" is invalid: a whole number greater than 0`},
+		{oneShot("WARM_CONCURRENCY=5000"), `WARM_CONCURRENCY="5000" is invalid: a whole number from 1 to 1024`},
+		{oneShot("WARM_QUEUE_SIZE=-1"), `WARM_QUEUE_SIZE="-1" is invalid: a whole number, 0 or more`},
+		{oneShot("WARM_QUEUE_SIZE=100000"), `WARM_QUEUE_SIZE="100000" is invalid: a whole number from 0 to 65536`},
+		{oneShot("WARM_QUEUE_TIMEOUT_MS=soon"), `WARM_QUEUE_TIMEOUT_MS="soon" is invalid`},
+		{oneShot("PASS_CALLBACK_URL=maybe"), `PASS_CALLBACK_URL="maybe" is invalid: true or false`},
 		{oneShot("CALLBACK_ATTEMPTS=0"), `CALLBACK_ATTEMPTS="0" is invalid: a whole number greater than 0`},
 		{oneShot("CALLBACK_BACKOFF_MS=fast"), `CALLBACK_BACKOFF_MS="fast" is invalid`},
 		{oneShot("CALLBACK_TIMEOUT_MS=0"), `CALLBACK_TIMEOUT_MS="0" is invalid: a number of milliseconds greater than 0`},

@@ -40,6 +40,10 @@ var vars = []Var{
 	{"WATCHDOG_SUBREAPER", "false", "true: become a child subreaper and reap orphans even when not PID 1."},
 	{"LOG_LEVEL", "info", "debug, info, warn or error."},
 	{"LOG_FORMAT", "json", "json or text: the format of the watchdog's own log lines on stderr."},
+	{"PASS_CALLBACK_URL", "false", "true: hand CALLBACK_URL to the function too. By default the function does not see it, so that a runtime that reports by itself (the nanofaas SDKs do when they see CALLBACK_URL) cannot post a second result: the watchdog posts the one result of each execution."},
+	{"WARM_CONCURRENCY", "1", "Server mode: invocations run at once (forwarded to the warm runtime together, or per-invocation processes side by side); >= 1."},
+	{"WARM_QUEUE_SIZE", "32", "Server mode: requests that may wait for a slot when all WARM_CONCURRENCY are busy; past it /invoke answers 429 BUSY with Retry-After. 0: no queue."},
+	{"WARM_QUEUE_TIMEOUT_MS", "0", "Server mode: longest wait in the queue, in milliseconds; 0: the invocation's own timeout (TIMEOUT_MS or timeout_ms), which the wait always counts against. A call still waiting then gets 429 QUEUE_TIMEOUT with Retry-After."},
 }
 
 // Variables returns the documentation of every variable the watchdog reads.

@@ -6,6 +6,7 @@ package callback
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +16,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"nanofaas.dev/watchdog/result"
 )
 
 // maxBackoff caps the delay between attempts.
@@ -183,16 +186,48 @@ func NewClient(attempts int, backoff, attemptTimeout time.Duration, log *slog.Lo
 	}
 }
 
-// Delivery says what happened to one callback.
+// Delivery says what became of one result.
 type Delivery struct {
-	URL      string
+	// Delivered is true when the control plane took the result (2xx).
+	Delivered bool
+	// URL is where the result was posted.
+	URL string
+	// Attempts is how many requests were sent (0 when none was).
 	Attempts int
-	Status   int
+	// Status is the HTTP status of the last answer, 0 when there was none.
+	Status int
+	// Reason says why the result was not delivered; "" when it was.
+	Reason string
 }
 
-// Deliver posts body to url for the execution, retrying as configured. The
-// error, when not nil, says why the last attempt failed.
-func (c *Client) Deliver(ctx context.Context, target, executionID, traceID string, body []byte) (Delivery, error) {
+// Deliver posts res to the callback URL of the execution (see URL), with
+// the retry rules, and says what happened. It is the one delivery of both
+// lifecycles. When the result is not delivered it logs the whole result as
+// one line marked "undelivered":true, so that nothing is lost; log carries
+// the execution's attributes.
+func (c *Client) Deliver(ctx context.Context, base, executionID, traceID string, res result.Result, log *slog.Logger) Delivery {
+	body := res.Marshal()
+	d, err := c.Send(ctx, URL(base, executionID), executionID, traceID, body)
+	if err != nil {
+		d.Reason = err.Error()
+		Undelivered(log, d, body)
+		return d
+	}
+	log.Info("callback delivered", "url", d.URL, "attempts", d.Attempts, "status", d.Status)
+	return d
+}
+
+// Undelivered logs a result that did not reach the control plane: the
+// whole result (body) on one line marked "undelivered":true, with why.
+func Undelivered(log *slog.Logger, d Delivery, body []byte) {
+	log.Error("callback undelivered", "undelivered", true, "url", d.URL, "attempts", d.Attempts,
+		"error", d.Reason, "result", json.RawMessage(body))
+}
+
+// Send posts body to target for the execution, retrying as configured.
+// The error, when not nil, says why the last attempt failed; Deliver is
+// what the lifecycles use.
+func (c *Client) Send(ctx context.Context, target, executionID, traceID string, body []byte) (Delivery, error) {
 	d := Delivery{URL: target}
 	var lastErr error
 	for attempt := 1; attempt <= c.Attempts; attempt++ {
@@ -200,6 +235,7 @@ func (c *Client) Deliver(ctx context.Context, target, executionID, traceID strin
 		status, retryAfter, err := c.post(ctx, target, executionID, traceID, body)
 		d.Status = status
 		if err == nil {
+			d.Delivered = true
 			return d, nil
 		}
 		lastErr = err

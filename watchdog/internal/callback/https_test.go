@@ -31,7 +31,7 @@ func TestDeliversOverHTTPS(t *testing.T) {
 	// Trust the test server's certificate, as an image trusts its CAs.
 	c.HTTP.Transport.(*http.Transport).TLSClientConfig = srv.Client().Transport.(*http.Transport).TLSClientConfig.Clone()
 	target := URL(srv.URL+"/v1/internal/executions", "exec-tls")
-	d, err := c.Deliver(context.Background(), target, "exec-tls", "", []byte(`{"success":true,"output":1,"error":null}`))
+	d, err := c.Send(context.Background(), target, "exec-tls", "", []byte(`{"success":true,"output":1,"error":null}`))
 	if err != nil {
 		t.Fatalf("delivery over https failed: %v", err)
 	}

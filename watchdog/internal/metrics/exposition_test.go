@@ -16,7 +16,8 @@ import (
 // the order of families and series, the metadata lines, and the number
 // formats are what scrapers and dashboards have seen since. One series was
 // added later by hand, where VictoriaMetrics' sort puts it:
-// code="TOO_MANY_CONNECTIONS".
+// code="TOO_MANY_CONNECTIONS"; and later the queue's: code="QUEUE_TIMEOUT",
+// watchdog_queue_depth and watchdog_queue_wait_seconds.
 const vmExposition = `# HELP watchdog_callback_failures_total
 # TYPE watchdog_callback_failures_total counter
 watchdog_callback_failures_total{function="fn"} 1
@@ -51,11 +52,36 @@ watchdog_invocations_total{function="fn",mode="WARM",success="true"} 5
 # HELP watchdog_orphans_reaped_total
 # TYPE watchdog_orphans_reaped_total counter
 watchdog_orphans_reaped_total{function="fn"} 3
+# HELP watchdog_queue_depth
+# TYPE watchdog_queue_depth gauge
+watchdog_queue_depth{function="fn"} 0
+# HELP watchdog_queue_wait_seconds
+# TYPE watchdog_queue_wait_seconds histogram
+watchdog_queue_wait_seconds_bucket{function="fn",le="0.0005"} 0
+watchdog_queue_wait_seconds_bucket{function="fn",le="0.001"} 0
+watchdog_queue_wait_seconds_bucket{function="fn",le="0.0025"} 0
+watchdog_queue_wait_seconds_bucket{function="fn",le="0.005"} 0
+watchdog_queue_wait_seconds_bucket{function="fn",le="0.01"} 0
+watchdog_queue_wait_seconds_bucket{function="fn",le="0.025"} 0
+watchdog_queue_wait_seconds_bucket{function="fn",le="0.05"} 0
+watchdog_queue_wait_seconds_bucket{function="fn",le="0.1"} 0
+watchdog_queue_wait_seconds_bucket{function="fn",le="0.25"} 0
+watchdog_queue_wait_seconds_bucket{function="fn",le="0.5"} 0
+watchdog_queue_wait_seconds_bucket{function="fn",le="1"} 0
+watchdog_queue_wait_seconds_bucket{function="fn",le="2.5"} 0
+watchdog_queue_wait_seconds_bucket{function="fn",le="5"} 0
+watchdog_queue_wait_seconds_bucket{function="fn",le="10"} 0
+watchdog_queue_wait_seconds_bucket{function="fn",le="30"} 0
+watchdog_queue_wait_seconds_bucket{function="fn",le="60"} 0
+watchdog_queue_wait_seconds_bucket{function="fn",le="+Inf"} 0
+watchdog_queue_wait_seconds_sum{function="fn"} 0
+watchdog_queue_wait_seconds_count{function="fn"} 0
 # HELP watchdog_rejected_requests_total
 # TYPE watchdog_rejected_requests_total counter
 watchdog_rejected_requests_total{function="fn",code="BAD_REQUEST"} 0
 watchdog_rejected_requests_total{function="fn",code="BUSY"} 1
 watchdog_rejected_requests_total{function="fn",code="PAYLOAD_TOO_LARGE"} 0
+watchdog_rejected_requests_total{function="fn",code="QUEUE_TIMEOUT"} 0
 watchdog_rejected_requests_total{function="fn",code="SHUTTING_DOWN"} 0
 watchdog_rejected_requests_total{function="fn",code="TOO_MANY_CONNECTIONS"} 0
 watchdog_rejected_requests_total{function="fn",code="UNAUTHORIZED"} 0
@@ -78,8 +104,11 @@ func TestExpositionIsUnchanged(t *testing.T) {
 	m.Finished(true, false, 3*time.Millisecond)
 	m.Started()
 	m.Finished(false, true, 2*time.Second)
+	m.Started()
 	m.Finished(true, false, 100*time.Second)
+	m.Started()
 	m.Finished(true, false, 5*time.Millisecond)
+	m.Started()
 	m.Finished(true, false, time.Millisecond)
 	m.RuntimeRestarted(RestartTimeout)
 	m.Rejected("BUSY")

@@ -13,6 +13,8 @@
 //	watchdog_callback_failures_total{function}           counter
 //	watchdog_rejected_requests_total{function,code}      counter
 //	watchdog_orphans_reaped_total{function}              counter
+//	watchdog_queue_depth{function}                       gauge
+//	watchdog_queue_wait_seconds{function}                histogram
 //
 // Every series is created up front, so recording an invocation is a few
 // atomic operations (and a short lock for the histogram), with no map
@@ -51,7 +53,7 @@ const (
 var RestartReasons = []string{RestartExited, RestartTimeout, RestartMaxInvocations, RestartStartFailed}
 
 // RejectCodes lists the values of the code label of rejected requests.
-var RejectCodes = []string{"BAD_REQUEST", "UNAUTHORIZED", "PAYLOAD_TOO_LARGE", "BUSY", "SHUTTING_DOWN", "TOO_MANY_CONNECTIONS"}
+var RejectCodes = []string{"BAD_REQUEST", "UNAUTHORIZED", "PAYLOAD_TOO_LARGE", "BUSY", "QUEUE_TIMEOUT", "SHUTTING_DOWN", "TOO_MANY_CONNECTIONS"}
 
 // DurationBuckets are the upper bounds of the duration histogram, in
 // seconds: fine below a millisecond for warm runtimes, up to a minute.
@@ -68,6 +70,9 @@ type Metrics struct {
 	callbackFailures  *counter
 	orphans           *counter
 	orphansReaped     func() uint64
+	queueDepth        *counter
+	queueWait         *histogram
+	queueDepthOf      func() uint64
 
 	// families are what a scrape writes, in its order.
 	families []family
@@ -106,6 +111,10 @@ func New(function, mode string, orphansReaped func() uint64) *Metrics {
 	m.timeouts = newCounter("watchdog_timeouts_total", fnMode)
 	m.callbackFailures = newCounter("watchdog_callback_failures_total", fn)
 	m.orphans = newCounter("watchdog_orphans_reaped_total", fn)
+	m.queueDepth = &counter{}
+	add("watchdog_queue_depth", "gauge", fn, m.queueDepth)
+	m.queueWait = &histogram{bounds: DurationBuckets, counts: make([]uint64, len(DurationBuckets))}
+	add("watchdog_queue_wait_seconds", "histogram", fn, m.queueWait)
 	for _, r := range RestartReasons {
 		m.restarts[r] = newCounter("watchdog_runtime_restarts_total", fn+`,reason="`+r+`"`)
 	}
@@ -125,11 +134,11 @@ func New(function, mode string, orphansReaped func() uint64) *Metrics {
 }
 
 // Started records that an invocation began.
-func (m *Metrics) Started() { m.inFlight.Store(1) }
+func (m *Metrics) Started() { m.inFlight.Add(1) }
 
 // Finished records an invocation's outcome and wall time.
 func (m *Metrics) Finished(success, timedOut bool, took time.Duration) {
-	m.inFlight.Store(0)
+	m.inFlight.Add(^uint64(0))
 	if success {
 		m.succeeded.Inc()
 	} else {
@@ -155,6 +164,14 @@ func (m *Metrics) Rejected(code string) {
 	}
 }
 
+// QueueWaited records how long a request waited for a slot (0 when one
+// was free), whether it got one or not.
+func (m *Metrics) QueueWaited(d time.Duration) { m.queueWait.update(d.Seconds()) }
+
+// ReadQueueDepth makes every scrape read the number of requests waiting
+// for a slot from depth.
+func (m *Metrics) ReadQueueDepth(depth func() uint64) { m.queueDepthOf = depth }
+
 // CallbackFailed records a result whose callback could not be delivered.
 func (m *Metrics) CallbackFailed() { m.callbackFailures.Inc() }
 
@@ -162,6 +179,9 @@ func (m *Metrics) CallbackFailed() { m.callbackFailures.Inc() }
 func (m *Metrics) WritePrometheus(w io.Writer) {
 	if m.orphansReaped != nil {
 		m.orphans.Store(m.orphansReaped())
+	}
+	if m.queueDepthOf != nil {
+		m.queueDepth.Store(m.queueDepthOf())
 	}
 	b := make([]byte, 0, 4096)
 	for _, f := range m.families {

@@ -4,11 +4,9 @@ package oneshot
 
 import (
 	"context"
-	"encoding/json"
-	"log/slog"
 
-	"nanofaas.dev/watchdog/internal/callback"
 	"nanofaas.dev/watchdog/config"
+	"nanofaas.dev/watchdog/internal/callback"
 	"nanofaas.dev/watchdog/internal/protocol"
 	"nanofaas.dev/watchdog/result"
 )
@@ -23,9 +21,10 @@ const (
 
 // Run runs the invocation and delivers its result. Cancelling ctx (a
 // shutdown signal) stops the function, but the result is still delivered.
+// The function does not see CALLBACK_URL (unless PASS_CALLBACK_URL=true):
+// the watchdog's callback is the execution's one result.
 func Run(ctx context.Context, cfg config.Config, deps protocol.Deps, cb *callback.Client) int {
 	log := deps.Log
-	rt := protocol.New(cfg, deps)
 	inv := protocol.Invocation{
 		ExecutionID: cfg.ExecutionID,
 		TraceID:     cfg.TraceID,
@@ -33,31 +32,23 @@ func Run(ctx context.Context, cfg config.Config, deps protocol.Deps, cb *callbac
 		Timeout:     cfg.Timeout,
 	}
 	var res result.Result
-	if failed := rt.Start(ctx); failed != nil {
-		res = *failed
+	if p := protocol.NewProcess(cfg, deps); p != nil {
+		if failed := p.Start(ctx); failed != nil {
+			res = *failed
+		} else {
+			res = p.Invoke(ctx, inv)
+			p.Stop()
+		}
 	} else {
-		res = rt.Invoke(ctx, inv)
-		rt.Stop()
+		res = protocol.NewPerInvocation(cfg, deps).Invoke(ctx, inv)
 	}
 	log.Info("invocation finished", "success", res.Success, "error_code", string(res.ErrorCode()), "duration_ms", res.DurationMs)
 	if res.Error != nil {
 		log.Info("invocation failed", "error_code", string(res.Error.Code), "message", res.Error.LogMessage())
 	}
-	return Deliver(context.WithoutCancel(ctx), cfg.CallbackURL, cfg.ExecutionID, cfg.TraceID, res, cb, log)
-}
-
-// Deliver posts res to the callback URL. When every attempt fails it logs the
-// whole result as one line marked undelivered, so that nothing is lost, and
-// returns ExitUndelivered.
-func Deliver(ctx context.Context, base, executionID, traceID string, res result.Result, cb *callback.Client, log *slog.Logger) int {
-	body := res.Marshal()
-	target := callback.URL(base, executionID)
-	d, err := cb.Deliver(ctx, target, executionID, traceID, body)
-	if err != nil {
-		log.Error("callback undelivered", "undelivered", true, "url", target, "attempts", d.Attempts,
-			"error", err.Error(), "result", json.RawMessage(body))
+	d := cb.Deliver(context.WithoutCancel(ctx), cfg.CallbackURL, cfg.ExecutionID, cfg.TraceID, res, log)
+	if !d.Delivered {
 		return ExitUndelivered
 	}
-	log.Info("callback delivered", "url", target, "attempts", d.Attempts, "status", d.Status)
 	return ExitDelivered
 }

@@ -21,12 +21,6 @@ type File struct {
 	deps Deps
 }
 
-// Start does nothing: each invocation starts its own process.
-func (f *File) Start(context.Context) *result.Result { return nil }
-
-// Stop does nothing: no process outlives its invocation.
-func (f *File) Stop() {}
-
 // Invoke runs one invocation.
 func (f *File) Invoke(ctx context.Context, inv Invocation) result.Result {
 	start := time.Now()
@@ -51,7 +45,7 @@ func (f *File) Invoke(ctx context.Context, inv Invocation) result.Result {
 	env := append(invocationEnv(inv), "INPUT_FILE="+f.cfg.InputFile, "OUTPUT_FILE="+f.cfg.OutputFile)
 	c, err := f.deps.Procs.StartChild(process.Options{
 		Argv:       f.cfg.Command,
-		Env:        childEnv(f.cfg.Env, env...),
+		Env:        childEnv(f.cfg, env...),
 		StdoutSink: f.deps.Stdout,
 		StderrSink: f.deps.Stderr,
 	})

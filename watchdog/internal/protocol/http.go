@@ -64,9 +64,10 @@ type HTTP struct {
 // NewHTTP returns an HTTP runtime that has not been started.
 func NewHTTP(cfg config.Config, deps Deps) *HTTP {
 	transport := &http.Transport{
-		Proxy:               nil, // the runtime is local: never through a proxy
-		DialContext:         (&net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		MaxIdleConnsPerHost: 4,
+		Proxy:       nil, // the runtime is local: never through a proxy
+		DialContext: (&net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		// One kept-alive connection per invocation that may run at once.
+		MaxIdleConnsPerHost: max(4, cfg.WarmConcurrency),
 		IdleConnTimeout:     90 * time.Second,
 		DisableCompression:  true,
 		// A runtime that sends headers without end costs at most this much.
@@ -120,7 +121,7 @@ func (h *HTTP) Start(ctx context.Context) *result.Result {
 	port := strconv.Itoa(h.cfg.RuntimePort)
 	c, err := h.deps.Procs.StartChild(process.Options{
 		Argv:       h.cfg.Command,
-		Env:        childEnv(h.cfg.Env, "PORT="+port, "SERVER_PORT="+port),
+		Env:        childEnv(h.cfg, "PORT="+port, "SERVER_PORT="+port),
 		StdoutSink: h.deps.Stdout,
 		StderrSink: h.deps.Stderr,
 	})
@@ -223,7 +224,7 @@ func (h *HTTP) Invoke(ctx context.Context, inv Invocation) result.Result {
 		case errors.Is(reqCtx.Err(), context.DeadlineExceeded) && ctx.Err() == nil:
 			return result.Failure(result.Timeout, "Function exceeded timeout of %dms", inv.Timeout.Milliseconds()).Took(start)
 		case ctx.Err() != nil:
-			return result.Failure(result.FunctionError, "invocation interrupted because the watchdog is shutting down").Took(start)
+			return interrupted(ctx).Took(start)
 		}
 		return h.connectionFailure(c, err).Took(start)
 	}
@@ -233,6 +234,9 @@ func (h *HTTP) Invoke(ctx context.Context, inv Invocation) result.Result {
 	if err != nil {
 		if errors.Is(reqCtx.Err(), context.DeadlineExceeded) && ctx.Err() == nil {
 			return result.Failure(result.Timeout, "Function exceeded timeout of %dms", inv.Timeout.Milliseconds()).Took(start)
+		}
+		if ctx.Err() != nil {
+			return interrupted(ctx).Took(start)
 		}
 		if errors.Is(err, io.ErrUnexpectedEOF) {
 			return result.Failure(result.FunctionError, "the runtime closed the connection in the middle of its response (after %d bytes of the body): %v", len(body), err).Took(start)
@@ -256,6 +260,17 @@ func (h *HTTP) Invoke(ctx context.Context, inv Invocation) result.Result {
 		return bad.Took(start)
 	}
 	return result.Success(doc).Took(start)
+}
+
+// interrupted is the result of an invocation whose ctx was cancelled: by
+// the watchdog's shutdown, or with an *Interruption as its cause (the
+// runtime is being restarted under it), whose message it carries.
+func interrupted(ctx context.Context) result.Result {
+	var in *Interruption
+	if errors.As(context.Cause(ctx), &in) {
+		return result.Failure(result.FunctionError, "%s", in.Message)
+	}
+	return result.Failure(result.FunctionError, "invocation interrupted because the watchdog is shutting down")
 }
 
 // hdrJSON is the Content-Type of a request to the runtime; the transport

@@ -28,18 +28,45 @@ type Invocation struct {
 	Timeout     time.Duration
 }
 
-// Runtime runs invocations with one protocol.
-type Runtime interface {
-	// Start prepares the runtime. The HTTP protocol spawns its server and
-	// waits until it is ready; a failure is returned as a result to report.
-	// The per-invocation protocols have nothing to start.
-	Start(ctx context.Context) *result.Result
-	// Invoke runs one invocation. Cancelling ctx means the watchdog is
-	// shutting down: the function is stopped (SIGTERM, grace, SIGKILL).
+// Invoker runs invocations. The per-invocation protocols (STDIO, FILE)
+// are nothing more: each Invoke spawns the function, hands it the
+// invocation and waits for it to exit; nothing is started before or left
+// after. Invoke may be called from several goroutines at once (server mode
+// with WARM_CONCURRENCY > 1), each call with its own process.
+type Invoker interface {
+	// Invoke runs one invocation. Cancelling ctx stops it: the function's
+	// group (per-invocation protocols) or the request (a Process); the
+	// result then says why, with ctx's cause when it has one.
 	Invoke(ctx context.Context, inv Invocation) result.Result
-	// Stop ends whatever Start started.
-	Stop()
 }
+
+// Process is a function process that serves many invocations (the HTTP
+// protocol): the server lifecycle starts it once, supervises it (Exited,
+// Pid, ExitStatus) and restarts it; the one-shot lifecycle starts it, runs
+// its one invocation and stops it. Invoke may be called from several
+// goroutines at once (WARM_CONCURRENCY). Each Start needs a fresh value.
+type Process interface {
+	Invoker
+	// Start spawns the process and waits until it is ready; a failure is
+	// returned as a result to report.
+	Start(ctx context.Context) *result.Result
+	// Stop stops the process's group (SIGTERM, grace, SIGKILL).
+	Stop()
+	// Exited is closed when the process Start spawned has exited.
+	Exited() <-chan struct{}
+	// Pid is the process's pid, 0 before Start.
+	Pid() int
+	// ExitStatus says how the process ended, with the tail of its stderr;
+	// ok is false while it runs or before Start.
+	ExitStatus() (exit process.Exit, stderrTail string, ok bool)
+}
+
+// Interruption is the cause to cancel an invocation's context with when
+// the invocation is stopped for a reason of the lifecycle's (not a
+// shutdown): the result is a FUNCTION_ERROR with Message as its message.
+type Interruption struct{ Message string }
+
+func (i *Interruption) Error() string { return i.Message }
 
 // Deps are what every protocol needs from the watchdog.
 type Deps struct {
@@ -50,25 +77,45 @@ type Deps struct {
 	Stdout, Stderr io.Writer
 }
 
-// New returns the runtime for cfg.Protocol.
-func New(cfg config.Config, deps Deps) Runtime {
+// NewProcess returns a Process for cfg.Protocol, or nil when the protocol
+// runs a process per invocation (use NewPerInvocation). The server
+// lifecycle supervises whatever Process this returns, so a persistent
+// protocol for another kind of runtime slots in here.
+func NewProcess(cfg config.Config, deps Deps) Process {
+	if cfg.Protocol == config.ProtocolHTTP {
+		return NewHTTP(cfg, deps)
+	}
+	return nil
+}
+
+// NewPerInvocation returns the Invoker of a per-invocation protocol
+// (STDIO, FILE), or nil when the protocol keeps a process (use
+// NewProcess).
+func NewPerInvocation(cfg config.Config, deps Deps) Invoker {
 	switch cfg.Protocol {
 	case config.ProtocolSTDIO:
 		return &STDIO{cfg: cfg, deps: deps}
 	case config.ProtocolFILE:
 		return &File{cfg: cfg, deps: deps}
 	default:
-		return NewHTTP(cfg, deps)
+		return nil
 	}
 }
 
-// childEnv is the watchdog's environment, minus its secrets, with set
+// childEnv is the function's environment: the watchdog's, minus its
+// secrets and (unless PASS_CALLBACK_URL=true) CALLBACK_URL, with set
 // applied on top (replacing any earlier value of the same name).
-func childEnv(base []string, set ...string) []string {
+//
+// CALLBACK_URL is withheld so that exactly one result reaches the control
+// plane per execution: the watchdog's. A runtime built on a nanofaas SDK
+// posts a callback of its own when it sees CALLBACK_URL, which would be a
+// second result (docs/compatibility.md).
+func childEnv(cfg config.Config, set ...string) []string {
+	base := cfg.Env
 	out := make([]string, 0, len(base)+len(set))
 	overridden := func(kv string) bool {
 		name, _, _ := strings.Cut(kv, "=")
-		if name == "WARM_AUTH_TOKEN" {
+		if name == "WARM_AUTH_TOKEN" || name == "CALLBACK_URL" && !cfg.PassCallbackURL {
 			return true
 		}
 		for _, s := range set {

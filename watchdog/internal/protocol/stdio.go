@@ -16,12 +16,6 @@ type STDIO struct {
 	deps Deps
 }
 
-// Start does nothing: each invocation starts its own process.
-func (s *STDIO) Start(context.Context) *result.Result { return nil }
-
-// Stop does nothing: no process outlives its invocation.
-func (s *STDIO) Stop() {}
-
 // Invoke runs one invocation.
 func (s *STDIO) Invoke(ctx context.Context, inv Invocation) result.Result {
 	start := time.Now()
@@ -31,7 +25,7 @@ func (s *STDIO) Invoke(ctx context.Context, inv Invocation) result.Result {
 	}
 	c, err := s.deps.Procs.StartChild(process.Options{
 		Argv:          s.cfg.Command,
-		Env:           childEnv(s.cfg.Env, invocationEnv(inv)...),
+		Env:           childEnv(s.cfg, invocationEnv(inv)...),
 		Stdin:         payload,
 		CaptureStdout: s.cfg.MaxOutputBytes,
 		StderrSink:    s.deps.Stderr,

@@ -6,9 +6,9 @@ import (
 	"testing"
 	"time"
 
-	"nanofaas.dev/watchdog/internal/callback"
 	"nanofaas.dev/devkit/receiver"
 	"nanofaas.dev/watchdog/config"
+	"nanofaas.dev/watchdog/internal/callback"
 	"nanofaas.dev/watchdog/internal/logging"
 	"nanofaas.dev/watchdog/internal/process"
 	"nanofaas.dev/watchdog/internal/protocol"

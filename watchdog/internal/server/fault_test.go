@@ -31,6 +31,12 @@ import (
 // the tests that need no warm runtime.
 func startPerCall(t testing.TB, extra ...string) *testServer {
 	t.Helper()
+	return startPerCallWith(t, server.DefaultOptions(), extra...)
+}
+
+// startPerCallWith is startPerCall with the server's options.
+func startPerCallWith(t testing.TB, opts server.Options, extra ...string) *testServer {
+	t.Helper()
 	env := append([]string{
 		"WARM=true",
 		"EXECUTION_MODE=STDIO",
@@ -40,7 +46,15 @@ func startPerCall(t testing.TB, extra ...string) *testServer {
 		"LOG_LEVEL=warn",
 		"PATH=" + os.Getenv("PATH"),
 	}, extra...)
-	return serve(t, env, false, 15*time.Second)
+	return serveWith(t, env, false, 15*time.Second, opts)
+}
+
+// httpTimeouts are the default options with the HTTP server's timeouts
+// shortened for a fault test.
+func httpTimeouts(readHeader, read, write, idle time.Duration) server.Options {
+	o := server.DefaultOptions()
+	o.ReadHeaderTimeout, o.ReadTimeout, o.WriteTimeout, o.IdleTimeout = readHeader, read, write, idle
+	return o
 }
 
 func (ts *testServer) addr() string { return strings.TrimPrefix(ts.url, "http://") }
@@ -91,14 +105,16 @@ func metricValue(t testing.TB, ts *testServer, series string) int {
 	return 0
 }
 
-// Uploads that arrive together are not each buffered: the single slot is
-// taken before the body is read, so N concurrent uploads cost one body of
-// memory, not N (the slot used to be taken after reading, and 30 clients
+// Uploads that arrive together are not each buffered beyond the queue: a
+// place is taken once a body starts and before it is read, so N concurrent
+// uploads cost at most WARM_CONCURRENCY + WARM_QUEUE_SIZE bodies of memory,
+// not N (the slot used to be taken after reading, and 30 clients
 // announcing 4 MiB each made the watchdog allocate 120 MiB at once).
 func TestFaultConcurrentUploadsDoNotMultiplyMemory(t *testing.T) {
 	const limit = 4 << 20
 	const clients = 30
-	ts := startPerCall(t, "MAX_PAYLOAD_BYTES="+strconv.Itoa(limit))
+	const places = 3 // WARM_CONCURRENCY=1 + WARM_QUEUE_SIZE=2
+	ts := startPerCall(t, "MAX_PAYLOAD_BYTES="+strconv.Itoa(limit), "WARM_QUEUE_SIZE=2")
 	runtime.GC()
 	var before runtime.MemStats
 	runtime.ReadMemStats(&before)
@@ -116,10 +132,10 @@ func TestFaultConcurrentUploadsDoNotMultiplyMemory(t *testing.T) {
 	runtime.ReadMemStats(&during)
 	grown := int64(during.HeapAlloc) - int64(before.HeapAlloc)
 	t.Logf("heap grew by %d MiB with %d uploads of %d MiB in progress", grown>>20, clients, limit>>20)
-	if grown > 3*limit {
-		t.Errorf("heap grew by %d MiB with %d concurrent uploads: each is buffered at once (want about one body, %d MiB)", grown>>20, clients, limit>>20)
+	if grown > (places+2)*limit {
+		t.Errorf("heap grew by %d MiB with %d concurrent uploads: each is buffered at once (want about %d bodies, %d MiB)", grown>>20, clients, places, places*limit>>20)
 	}
-	// Every client but the one holding the slot was told at once.
+	// Every client but the ones holding a place was told at once.
 	busy := 0
 	for _, c := range conns {
 		_ = c.SetReadDeadline(time.Now().Add(time.Second))
@@ -128,13 +144,13 @@ func TestFaultConcurrentUploadsDoNotMultiplyMemory(t *testing.T) {
 			busy++
 		}
 	}
-	if busy != clients-1 {
-		t.Errorf("%d of %d stalled uploads were refused with 429, want %d", busy, clients, clients-1)
+	if busy != clients-places {
+		t.Errorf("%d of %d stalled uploads were refused with 429, want %d", busy, clients, clients-places)
 	}
 	for _, c := range conns {
 		c.Close()
 	}
-	// The stalled upload that held the slot is gone: the slot is free again.
+	// The stalled uploads that held the places are gone: they are free again.
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		code, _, body := post(t, http.DefaultClient, ts.url+"/invoke", `{"execution_id":"after","payload":{"ok":1}}`)
@@ -151,8 +167,7 @@ func TestFaultConcurrentUploadsDoNotMultiplyMemory(t *testing.T) {
 // Slowloris: a client that sends its headers a byte at a time is cut off at
 // the header timeout, and meanwhile the server answers everyone else.
 func TestFaultSlowlorisHeadersAreCutOff(t *testing.T) {
-	defer server.SetHTTPTimeouts(400*time.Millisecond, 2*time.Second, 2*time.Second, 5*time.Second)()
-	ts := startPerCall(t)
+	ts := startPerCallWith(t, httpTimeouts(400*time.Millisecond, 2*time.Second, 2*time.Second, 5*time.Second))
 	c := ts.dial(t)
 	fmt.Fprint(c, "POST /invoke HTTP/1.1\r\nHost: x\r\n")
 	stop := make(chan struct{})
@@ -182,8 +197,7 @@ func TestFaultSlowlorisHeadersAreCutOff(t *testing.T) {
 // A body that trickles in holds the slot only until the read timeout; then
 // the slot is free and the next invocation runs.
 func TestFaultSlowBodyIsCutOffAndFreesTheSlot(t *testing.T) {
-	defer server.SetHTTPTimeouts(time.Second, 600*time.Millisecond, 2*time.Second, 5*time.Second)()
-	ts := startPerCall(t)
+	ts := startPerCallWith(t, httpTimeouts(time.Second, 600*time.Millisecond, 2*time.Second, 5*time.Second), "WARM_QUEUE_SIZE=0")
 	c := ts.dial(t)
 	fmt.Fprint(c, "POST /invoke HTTP/1.1\r\nHost: x\r\nX-Execution-Id: slow-body\r\nContent-Length: 1000\r\n\r\n[")
 	began := time.Now()
@@ -217,7 +231,7 @@ func TestFaultSlowBodyIsCutOffAndFreesTheSlot(t *testing.T) {
 func TestFaultHugeHeadersAreRefused(t *testing.T) {
 	ts := startPerCall(t)
 	c := ts.dial(t)
-	fmt.Fprintf(c, "POST /invoke HTTP/1.1\r\nHost: x\r\nX-Big: %s\r\nContent-Length: 2\r\n\r\n{}", strings.Repeat("b", server.MaxHeaderBytes+8192))
+	fmt.Fprintf(c, "POST /invoke HTTP/1.1\r\nHost: x\r\nX-Big: %s\r\nContent-Length: 2\r\n\r\n{}", strings.Repeat("b", server.DefaultOptions().MaxHeaderBytes+8192))
 	_, answer := waitClosed(t, c, 5*time.Second)
 	if !strings.HasPrefix(answer, "HTTP/1.1 431 ") {
 		t.Errorf("huge headers got %.60q, want 431", answer)
@@ -424,14 +438,15 @@ func TestFaultCallbackAllowList(t *testing.T) {
 // the bound, results are logged whole as undelivered at once (nothing is
 // lost) and counted, and the number of goroutines stays flat.
 func TestFaultPendingCallbacksAreBounded(t *testing.T) {
-	defer server.SetDeliveryLimits(8, 1<<20)()
-	defer server.SetDeliveryDrainTimeout(200 * time.Millisecond)()
+	opts := server.DefaultOptions()
+	opts.MaxPendingDeliveries, opts.MaxPendingBytes = 8, 1<<20
+	opts.DeliveryDrainTimeout = 200 * time.Millisecond
 	recv, err := receiver.Start(receiver.Behaviour{FailFirst: -1, Hang: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer recv.Close()
-	ts := startPerCall(t, "CALLBACK_URL="+recv.Base, "CALLBACK_TIMEOUT_MS=60000", "CALLBACK_ATTEMPTS=1", "LOG_LEVEL=info")
+	ts := startPerCallWith(t, opts, "CALLBACK_URL="+recv.Base, "CALLBACK_TIMEOUT_MS=60000", "CALLBACK_ATTEMPTS=1", "LOG_LEVEL=info")
 	before := runtime.NumGoroutine()
 	const n = 60
 	for i := range n {

@@ -15,10 +15,9 @@ import (
 	"strings"
 	"time"
 
-	"nanofaas.dev/watchdog/internal/callback"
 	"nanofaas.dev/watchdog/config"
+	"nanofaas.dev/watchdog/internal/callback"
 	"nanofaas.dev/watchdog/internal/metrics"
-	"nanofaas.dev/watchdog/internal/oneshot"
 	"nanofaas.dev/watchdog/internal/protocol"
 	"nanofaas.dev/watchdog/result"
 )
@@ -45,8 +44,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// serveHealth answers 200 only while the runtime is ready; 503 while it
-// starts, restarts, cannot start (with the reason) or the watchdog drains.
+// serveHealth answers 200 only while the runtime is ready (a full queue
+// included); 503 while it starts, restarts, cannot start (with the
+// reason) or the watchdog drains.
 func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		s.methodNotAllowed(w, r, hdrAllowGet)
@@ -61,11 +61,30 @@ func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request) {
 		status := http.StatusServiceUnavailable
 		if ready {
 			status = http.StatusOK
+			body = s.queueHealth(body)
 		}
 		writeJSON(w, r, status, body)
 	default:
-		writeJSON(w, r, http.StatusOK, readyBody)
+		writeJSON(w, r, http.StatusOK, s.queueHealth(readyBody))
 	}
+}
+
+// queueHealth is the body of a ready /health: as it is, or, when the
+// queue is full, with "queue_full":true and the counts. The status stays
+// 200: the runtime is ready and what waits will be served; a readiness
+// probe that failed on load would take the only replica out of service and
+// turn every 429 into a connection error.
+func (s *Server) queueHealth(ready []byte) []byte {
+	if !s.q.full() {
+		return ready
+	}
+	_, running, waiting := s.q.counts()
+	b := append([]byte(nil), ready[:len(ready)-1]...)
+	b = append(b, `,"queue_full":true,"in_flight":`...)
+	b = strconv.AppendInt(b, int64(running), 10)
+	b = append(b, `,"queued":`...)
+	b = strconv.AppendInt(b, int64(waiting), 10)
+	return append(b, '}')
 }
 
 func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request) {
@@ -133,31 +152,24 @@ func (s *Server) serveInvoke(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if s.draining.Load() {
-		s.refuse(w, r, http.StatusServiceUnavailable, CodeShuttingDown, "the watchdog is shutting down and takes no new invocations")
+		s.refuseDraining(w, r)
 		return
 	}
-	// The slot is taken before the body is read, so that concurrent
-	// uploads are refused at once instead of each being buffered (N of them
-	// would cost N x MAX_PAYLOAD_BYTES). A body that never comes holds it
-	// for at most the server's read timeout.
-	if !s.busy.CompareAndSwap(false, true) {
-		s.refuseBusy(w, r)
-		return
-	}
+	// A place in the queue is taken once the body starts (readBody), and
+	// a slot only once it is read and parsed (run).
 	body, ok := s.readBody(w, r)
 	if !ok {
-		s.unclaim()
 		return
 	}
 	var req request
 	if msg := s.parse(r, body, &req); msg != "" {
-		s.unclaim()
+		s.q.leave()
 		s.refuse(w, r, http.StatusBadRequest, CodeBadRequest, msg)
 		return
 	}
 	if s.draining.Load() {
-		s.unclaim()
-		s.refuse(w, r, http.StatusServiceUnavailable, CodeShuttingDown, "the watchdog is shutting down and takes no new invocations")
+		s.q.leave()
+		s.refuseDraining(w, r)
 		return
 	}
 	s.run(w, r, &req)
@@ -165,7 +177,15 @@ func (s *Server) serveInvoke(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) refuseBusy(w http.ResponseWriter, r *http.Request) {
 	w.Header()["Retry-After"] = hdrRetryAfter
-	s.refuse(w, r, http.StatusTooManyRequests, CodeBusy, "another invocation is in flight: this watchdog runs one at a time")
+	_, running, waiting := s.q.counts()
+	s.refuse(w, r, http.StatusTooManyRequests, CodeBusy, fmt.Sprintf(
+		"all %d invocation slots are busy and the queue is full (%d running, %d waiting; WARM_CONCURRENCY=%d, WARM_QUEUE_SIZE=%d): retry later",
+		s.q.concurrency, running, waiting, s.q.concurrency, s.q.size))
+}
+
+func (s *Server) refuseDraining(w http.ResponseWriter, r *http.Request) {
+	w.Header()["Retry-After"] = hdrRetryAfter
+	s.refuse(w, r, http.StatusServiceUnavailable, CodeShuttingDown, "the watchdog is shutting down and takes no new invocations")
 }
 
 // authorized checks the bearer token in constant time (both sides hashed,
@@ -180,8 +200,15 @@ func (s *Server) authorized(r *http.Request) bool {
 	return subtle.ConstantTimeCompare(got[:], s.authHash[:]) == 1
 }
 
-// readBody reads the whole body up to MAX_PAYLOAD_BYTES; it answers 413 or
-// 400 itself and returns false when it cannot.
+// readBody takes a place in the queue once the body starts (at once
+// when there is none) and reads the whole body up to MAX_PAYLOAD_BYTES.
+// It answers 429, 413 or 400 itself and returns false when it cannot;
+// otherwise the caller holds the place and must leave it.
+//
+// Waiting for the first byte holds nothing: a client that sends
+// "Expect: 100-continue" (net/http answers "100 Continue" at the first
+// read) and then no body only keeps its connection, bounded by the read
+// timeout and WARM_MAX_CONNECTIONS, never a slot or a place.
 func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
 	limit := s.cfg.MaxPayloadBytes
 	tooLarge := func(size string) ([]byte, bool) {
@@ -193,20 +220,49 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool)
 	if r.ContentLength > limit {
 		return tooLarge(fmt.Sprintf("%d bytes, ", r.ContentLength))
 	}
-	var body []byte
+	var first [1]byte
+	n := 0
 	var err error
-	if r.ContentLength >= 0 {
-		body = make([]byte, r.ContentLength)
-		_, err = io.ReadFull(r.Body, body)
-	} else {
-		body, err = io.ReadAll(io.LimitReader(r.Body, limit+1))
-		if err == nil && int64(len(body)) > limit {
-			return tooLarge("")
+	if r.ContentLength != 0 {
+		for n == 0 && err == nil {
+			n, err = r.Body.Read(first[:])
+		}
+		if err == io.EOF {
+			err = nil
 		}
 	}
 	if err != nil {
 		s.refuse(w, r, http.StatusBadRequest, CodeBadRequest, "cannot read the request body: "+err.Error())
 		return nil, false
+	}
+	if !s.q.enter() {
+		if s.draining.Load() {
+			s.refuseDraining(w, r)
+		} else {
+			s.refuseBusy(w, r)
+		}
+		return nil, false
+	}
+	fail := func(b []byte, ok bool) ([]byte, bool) {
+		s.q.leave()
+		return b, ok
+	}
+	var body []byte
+	switch {
+	case n == 0:
+	case r.ContentLength > 0:
+		body = make([]byte, r.ContentLength)
+		body[0] = first[0]
+		_, err = io.ReadFull(r.Body, body[1:])
+	default:
+		body, err = io.ReadAll(io.LimitReader(io.MultiReader(bytes.NewReader(first[:]), r.Body), limit+1))
+		if err == nil && int64(len(body)) > limit {
+			return fail(tooLarge(""))
+		}
+	}
+	if err != nil {
+		s.refuse(w, r, http.StatusBadRequest, CodeBadRequest, "cannot read the request body: "+err.Error())
+		return fail(nil, false)
 	}
 	return body, true
 }
@@ -304,44 +360,85 @@ func quoteID(id string) string {
 	return strconv.Quote(id)
 }
 
-// run runs an invocation that holds the slot, releases the slot, and
-// answers. The result also goes to the callback URL, when one is known,
-// without delaying the answer.
+// run waits for a slot for a request that holds a place, runs the
+// invocation, frees the slot and the place, and answers. The result also
+// goes to the callback URL, when one is known, without delaying the
+// answer.
+//
+// The wait for a slot counts against the invocation's timeout: a request
+// is answered within its timeout (plus the wait for a runtime that
+// restarts, and the kill grace) however long the queue, and the function
+// gets what the wait left. A request still waiting when WARM_QUEUE_TIMEOUT_MS
+// (or its whole timeout) has passed never ran: 429 QUEUE_TIMEOUT, with
+// Retry-After, and no callback.
 func (s *Server) run(w http.ResponseWriter, r *http.Request, req *request) {
-	start := time.Now()
-	s.m.Started()
-	// The connection must outlive the invocation: its wait for the runtime,
-	// its timeout, and the kill grace of a timed-out function.
+	defer s.q.leave()
+	arrived := time.Now()
+	// The connection must outlive the invocation: its wait in the queue
+	// and for the runtime, its timeout, and the kill grace of a timed-out
+	// function.
 	rc := http.NewResponseController(w)
-	deadline := start.Add(2*req.timeout + s.cfg.KillGrace + budgetSlack)
+	deadline := arrived.Add(2*req.timeout + s.cfg.KillGrace + s.opts.BudgetSlack)
 	_ = rc.SetReadDeadline(deadline)
 	_ = rc.SetWriteDeadline(deadline)
 
-	inv := protocol.Invocation{ExecutionID: req.executionID, TraceID: req.traceID, Payload: req.payload, Timeout: req.timeout}
+	maxWait := req.timeout
+	if qt := s.cfg.WarmQueueTimeout; qt > 0 && qt < maxWait {
+		maxWait = qt
+	}
+	adm, waited := s.q.acquire(maxWait)
+	s.m.QueueWaited(waited)
+	remaining := req.timeout - waited
+	if adm == admitted && remaining < time.Millisecond {
+		s.q.release()
+		adm = waitOver
+	}
+	switch adm {
+	case draining:
+		s.refuseDraining(w, r)
+		return
+	case waitOver:
+		w.Header()["Retry-After"] = hdrRetryAfter
+		s.refuse(w, r, http.StatusTooManyRequests, CodeQueueTimeout, fmt.Sprintf(
+			"no invocation slot became free within %dms (all %d are busy; the wait is bounded by WARM_QUEUE_TIMEOUT_MS and the invocation's timeout): the function did not run; retry later",
+			waited.Milliseconds(), s.q.concurrency))
+		return
+	}
+
+	start := time.Now()
+	s.m.Started()
+	inv := protocol.Invocation{ExecutionID: req.executionID, TraceID: req.traceID, Payload: req.payload, Timeout: remaining}
 	var res result.Result
 	if s.warm != nil {
-		rt, failed := s.warm.acquire(req.timeout)
+		g, failed := s.warm.acquire(remaining)
 		if failed != nil {
 			res = *failed
 		} else {
-			res = rt.Invoke(context.Background(), inv)
-			s.warm.finished(rt, &res)
+			res = g.rt.Invoke(g.ctx, inv)
+			s.warm.finished(g, &res, req.executionID)
 		}
 	} else {
-		res = s.perCall.Invoke(context.Background(), inv)
+		invoker := <-s.perCall
+		res = invoker.Invoke(context.Background(), inv)
+		s.perCall <- invoker
 	}
 	took := time.Since(start)
 	res.DurationMs = took.Milliseconds()
+	if waited > 0 && res.ErrorCode() == result.Timeout {
+		res.Error.Message = fmt.Sprintf("Function exceeded timeout of %dms (%dms of it waiting in the queue for a slot, %dms running)",
+			req.timeout.Milliseconds(), waited.Milliseconds(), took.Milliseconds())
+	}
 	s.m.Finished(res.Success, res.ErrorCode() == result.Timeout, took)
-	// The delivery is registered while the slot is held (so a drain that
-	// sees the slot free also sees it), but sent only once the slot is
-	// free: a control plane that sends the next invocation as soon as it
-	// has this result must not get 429 BUSY.
+	// The delivery is registered while the place is held (so a drain
+	// that sees no place held also sees it), but sent only once the slot
+	// is free: a control plane that sends the next invocation as soon as
+	// it has this result must find the slot free.
 	var send func()
 	if req.callbackURL != "" {
 		send = s.deliver(req, res)
 	}
-	s.release()
+	s.lastEnd.Store(int64(time.Since(s.epoch)))
+	s.q.release()
 	if send != nil {
 		go send()
 	}
@@ -386,8 +483,8 @@ func (s *Server) logInvocation(req *request, res *result.Result, took time.Durat
 // result is logged whole (nothing is lost) and counted. Shutdown waits for
 // pending deliveries, bounded (see waitDeliveries).
 //
-// Pending deliveries are bounded (maxPendingDeliveries results, and
-// maxPendingBytes of them): a control plane that hangs must not make the
+// Pending deliveries are bounded (Options.MaxPendingDeliveries results,
+// and MaxPendingBytes of them): a control plane that hangs must not make the
 // watchdog hold a goroutine, a connection and a result for every
 // invocation. A result that does not fit is not attempted; it is logged
 // whole as undelivered, like one whose every attempt failed.
@@ -403,16 +500,16 @@ func (s *Server) deliver(req *request, res result.Result) func() {
 	}
 	if pending, ok := s.reserveDelivery(size); !ok {
 		s.m.CallbackFailed()
-		log.Error("callback undelivered", "undelivered", true, "url", callback.URL(base, id), "attempts", 0,
-			"error", fmt.Sprintf("not attempted: %d callbacks are already pending (at most %d, and %d bytes of results): the control plane is not taking results", pending, maxPendingDeliveries, maxPendingBytes),
-			"result", json.RawMessage(res.Marshal()))
+		callback.Undelivered(log, callback.Delivery{URL: callback.URL(base, id),
+			Reason: fmt.Sprintf("not attempted: %d callbacks are already pending (at most %d, and %d bytes of results): the control plane is not taking results", pending, s.opts.MaxPendingDeliveries, s.opts.MaxPendingBytes),
+		}, res.Marshal())
 		return nil
 	}
 	s.deliveries.Add(1)
 	return func() {
 		defer s.deliveries.Done()
 		defer s.releaseDelivery(size)
-		if oneshot.Deliver(s.deliveryCtx, base, id, trace, res, s.cb, log) != oneshot.ExitDelivered {
+		if d := s.cb.Deliver(s.deliveryCtx, base, id, trace, res, log); !d.Delivered {
 			s.m.CallbackFailed()
 		}
 	}
@@ -425,7 +522,7 @@ func (s *Server) reserveDelivery(size int64) (int, bool) {
 	s.pendingMu.Lock()
 	defer s.pendingMu.Unlock()
 	n := s.pendingN
-	if n >= maxPendingDeliveries || n > 0 && s.pendingBytes+size > maxPendingBytes {
+	if n >= s.opts.MaxPendingDeliveries || n > 0 && s.pendingBytes+size > s.opts.MaxPendingBytes {
 		return n, false
 	}
 	s.pendingN++

@@ -18,8 +18,14 @@ const (
 	CodeNotFound         = "NOT_FOUND"
 	CodeMethodNotAllowed = "METHOD_NOT_ALLOWED"
 	CodePayloadTooLarge  = "PAYLOAD_TOO_LARGE"
-	CodeBusy             = "BUSY"
-	CodeShuttingDown     = "SHUTTING_DOWN"
+	// CodeBusy answers a request that finds every slot busy and the queue
+	// full (429 with Retry-After).
+	CodeBusy = "BUSY"
+	// CodeQueueTimeout answers a request that waited for a slot until
+	// WARM_QUEUE_TIMEOUT_MS or its timeout passed (429 with Retry-After);
+	// the function did not run.
+	CodeQueueTimeout = "QUEUE_TIMEOUT"
+	CodeShuttingDown = "SHUTTING_DOWN"
 	// CodeTooManyConnections answers a connection past WARM_MAX_CONNECTIONS
 	// (503, before any request on it is read).
 	CodeTooManyConnections = "TOO_MANY_CONNECTIONS"

@@ -1,7 +1,9 @@
 // Package server is the server lifecycle (WARM): the watchdog serves
-// /invoke, /health and /metrics on WARM_PORT and runs invocations one at a
-// time. With the HTTP protocol the runtime is spawned once, kept warm and
-// supervised (warm.go); with STDIO and FILE a process runs per invocation.
+// /invoke, /health and /metrics on WARM_PORT and runs up to
+// WARM_CONCURRENCY invocations at once, with a bounded queue in front
+// (queue.go). With a protocol that keeps a process (protocol.Process: HTTP)
+// the runtime is spawned once, kept warm and supervised (warm.go); with
+// STDIO and FILE a process runs per invocation.
 package server
 
 import (
@@ -11,13 +13,15 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"nanofaas.dev/watchdog/internal/callback"
 	"nanofaas.dev/watchdog/config"
+	"nanofaas.dev/watchdog/internal/callback"
 	"nanofaas.dev/watchdog/internal/metrics"
 	"nanofaas.dev/watchdog/internal/protocol"
 )
@@ -25,55 +29,71 @@ import (
 // ExitServeError is the exit status when WARM_PORT cannot be served.
 const ExitServeError = 1
 
-// Timeouts of the watchdog's own HTTP server. /invoke extends the read and
-// write deadlines of its connection to the invocation's budget, so these
-// bound only the rest: headers, bodies, probes, scrapes and idle keep-alives.
-// Variables only so that the fault tests can shorten them.
-var (
-	readHeaderTimeout = 10 * time.Second
-	readTimeout       = 60 * time.Second
-	writeTimeout      = 30 * time.Second
-	idleTimeout       = 120 * time.Second
-	maxHeaderBytes    = 64 << 10
-	// shutdownTimeout bounds closing the HTTP server once nothing is in
+// Options are the bounds of the server's own HTTP serving and of its
+// pending callbacks: fields rather than package variables, so that tests
+// can shorten them for one server while others run in parallel.
+type Options struct {
+	// Timeouts of the watchdog's own HTTP server. /invoke extends the
+	// read and write deadlines of its connection to the invocation's
+	// budget, so these bound only the rest: headers, bodies, probes,
+	// scrapes and idle keep-alives.
+	ReadHeaderTimeout, ReadTimeout, WriteTimeout, IdleTimeout time.Duration
+	// MaxHeaderBytes bounds a request's headers (431 past it).
+	MaxHeaderBytes int
+	// ShutdownTimeout bounds closing the HTTP server once nothing is in
 	// flight (writing the last answers).
-	shutdownTimeout = 5 * time.Second
-	// budgetSlack is added to an invocation's deadline on its connection
+	ShutdownTimeout time.Duration
+	// BudgetSlack is added to an invocation's deadline on its connection
 	// beyond its timeout, the wait for the runtime and the kill grace.
-	budgetSlack = 10 * time.Second
-)
+	BudgetSlack time.Duration
+	// DeliveryDrainTimeout bounds how long shutdown waits for callbacks
+	// still being retried; past it they are given up, and each result is
+	// logged whole as undelivered (nothing is lost).
+	DeliveryDrainTimeout time.Duration
+	// MaxPendingDeliveries and MaxPendingBytes bound the results waiting
+	// for their callback (see deliver).
+	MaxPendingDeliveries int
+	MaxPendingBytes      int64
+}
 
-// deliveryDrainTimeout bounds how long shutdown waits for callbacks still
-// being retried; past it they are given up, and each result is logged
-// whole as undelivered (nothing is lost). A variable for the tests.
-var deliveryDrainTimeout = 10 * time.Second
-
-// Bounds on the results waiting for their callback (see deliver).
-// Variables only so that the fault tests can lower them.
-var (
-	maxPendingDeliveries       = 256
-	maxPendingBytes      int64 = 64 << 20
-)
+// DefaultOptions are the options of Run.
+func DefaultOptions() Options {
+	return Options{
+		ReadHeaderTimeout:    10 * time.Second,
+		ReadTimeout:          60 * time.Second,
+		WriteTimeout:         30 * time.Second,
+		IdleTimeout:          120 * time.Second,
+		MaxHeaderBytes:       64 << 10,
+		ShutdownTimeout:      5 * time.Second,
+		BudgetSlack:          10 * time.Second,
+		DeliveryDrainTimeout: 10 * time.Second,
+		MaxPendingDeliveries: 256,
+		MaxPendingBytes:      64 << 20,
+	}
+}
 
 // Server serves invocations. Create it with New, run it with Serve.
 type Server struct {
 	cfg  config.Config
+	opts Options
 	deps protocol.Deps
 	cb   *callback.Client
 	log  *slog.Logger
 	m    *metrics.Metrics
 
-	// warm supervises the HTTP runtime; nil with STDIO and FILE.
+	// warm supervises the warm runtime (a protocol.Process); nil with
+	// the per-invocation protocols.
 	warm *warm
-	// perCall runs STDIO and FILE invocations; nil with HTTP.
-	perCall protocol.Runtime
+	// perCall holds one Invoker per slot for the per-invocation
+	// protocols (FILE needs its own files per slot); nil with a warm
+	// runtime.
+	perCall chan protocol.Invoker
 
 	authHash *[sha256.Size]byte
 
-	busy     atomic.Bool
+	// q admits requests: WARM_CONCURRENCY slots, WARM_QUEUE_SIZE waiting.
+	q        *queue
 	draining atomic.Bool
-	// released gets a token whenever an invocation ends, for the drain.
-	released chan struct{}
 	epoch    time.Time
 	// lastEnd is when the last invocation ended, in ns since epoch.
 	lastEnd atomic.Int64
@@ -88,19 +108,38 @@ type Server struct {
 	cancelDeliveries context.CancelFunc
 }
 
-// New returns a server for cfg; it starts nothing.
+// New returns a server for cfg with DefaultOptions; it starts nothing.
 func New(cfg config.Config, deps protocol.Deps, cb *callback.Client) *Server {
+	return NewWithOptions(cfg, deps, cb, DefaultOptions())
+}
+
+// NewWithOptions returns a server for cfg with opts (start from
+// DefaultOptions: a zero field is not a default); it starts nothing.
+func NewWithOptions(cfg config.Config, deps protocol.Deps, cb *callback.Client, opts Options) *Server {
 	fn := cfg.FunctionName
+	concurrency := max(cfg.WarmConcurrency, 1)
 	s := &Server{
-		cfg: cfg, deps: deps, cb: cb, log: deps.Log,
-		m:        metrics.New(fn, cfg.Mode, deps.Procs.OrphansReaped),
-		released: make(chan struct{}, 1),
-		epoch:    time.Now(),
+		cfg: cfg, opts: opts, deps: deps, cb: cb, log: deps.Log,
+		m:     metrics.New(fn, cfg.Mode, deps.Procs.OrphansReaped),
+		q:     newQueue(concurrency, cfg.WarmQueueSize),
+		epoch: time.Now(),
 	}
-	if cfg.Protocol == config.ProtocolHTTP {
-		s.warm = newWarm(cfg, deps, s.m)
+	s.m.ReadQueueDepth(func() uint64 {
+		_, _, waiting := s.q.counts()
+		return uint64(waiting)
+	})
+	if first := protocol.NewProcess(cfg, deps); first != nil {
+		// Each (re)start needs a fresh Process; the first is this one.
+		// Called by the supervisor's goroutine only.
+		s.warm = newWarm(cfg, deps, s.m, func() protocol.Process {
+			if p := first; p != nil {
+				first = nil
+				return p
+			}
+			return protocol.NewProcess(cfg, deps)
+		})
 	} else {
-		s.perCall = protocol.New(cfg, deps)
+		s.perCall = perCallPool(cfg, deps, concurrency)
 	}
 	s.deliveryCtx, s.cancelDeliveries = context.WithCancel(context.Background())
 	if cfg.WarmAuthToken != "" {
@@ -126,11 +165,11 @@ func Run(ctx context.Context, cfg config.Config, deps protocol.Deps, cb *callbac
 func (s *Server) Serve(ctx context.Context, ln net.Listener) int {
 	srv := &http.Server{
 		Handler:           s,
-		ReadHeaderTimeout: readHeaderTimeout,
-		ReadTimeout:       readTimeout,
-		WriteTimeout:      writeTimeout,
-		IdleTimeout:       idleTimeout,
-		MaxHeaderBytes:    maxHeaderBytes,
+		ReadHeaderTimeout: s.opts.ReadHeaderTimeout,
+		ReadTimeout:       s.opts.ReadTimeout,
+		WriteTimeout:      s.opts.WriteTimeout,
+		IdleTimeout:       s.opts.IdleTimeout,
+		MaxHeaderBytes:    s.opts.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
 	if s.cfg.WarmMaxConnections > 0 {
@@ -146,15 +185,20 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) int {
 		go s.warm.run(runtimeCtx)
 	}
 	s.log.Info("serving invocations", "addr", ln.Addr().String(), "protocol", string(s.cfg.Protocol),
-		"mode", s.cfg.Mode, "function", s.cfg.FunctionName)
+		"mode", s.cfg.Mode, "function", s.cfg.FunctionName,
+		"concurrency", s.q.concurrency, "queue_size", s.q.size)
 
 	reason, status := s.waitForStop(ctx, serveErr)
 	began := time.Now()
-	s.log.Info("shutting down: draining", "reason", reason, "in_flight", s.busy.Load())
+	_, running, waiting := s.q.counts()
+	// The invocations in flight complete; the queued ones are refused
+	// with 503 SHUTTING_DOWN.
+	s.log.Info("shutting down: draining", "reason", reason, "in_flight", running, "queued", waiting)
 	s.draining.Store(true)
-	s.waitInFlight()
+	s.q.close()
+	s.q.waitEmpty()
 
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), s.opts.ShutdownTimeout)
 	_ = srv.Shutdown(shutdownCtx)
 	cancel()
 	_ = srv.Close()
@@ -186,7 +230,7 @@ func (s *Server) waitForStop(ctx context.Context, serveErr <-chan error) (string
 			s.log.Error("serving WARM_PORT failed", "error", err.Error())
 			return "serving failed", ExitServeError
 		case <-idleC:
-			if s.busy.Load() {
+			if places, _, _ := s.q.counts(); places > 0 {
 				timer.Reset(idle)
 				continue
 			}
@@ -207,40 +251,31 @@ func stopCause(ctx context.Context) string {
 	return "stop requested"
 }
 
-// waitInFlight waits until no invocation is in flight. Each is bounded by
-// its own timeout, so this is too.
-func (s *Server) waitInFlight() {
-	for s.busy.Load() {
-		select {
-		case <-s.released:
-		case <-time.After(50 * time.Millisecond):
+// perCallPool holds an Invoker per slot. FILE with more than one slot
+// gives each its own INPUT_FILE and OUTPUT_FILE (the configured names with
+// "-<slot>" before the extension), so that invocations side by side do
+// not share files.
+func perCallPool(cfg config.Config, deps protocol.Deps, slots int) chan protocol.Invoker {
+	pool := make(chan protocol.Invoker, slots)
+	for i := 1; i <= slots; i++ {
+		c := cfg
+		if cfg.Protocol == config.ProtocolFILE && slots > 1 {
+			c.InputFile, c.OutputFile = slotPath(cfg.InputFile, i), slotPath(cfg.OutputFile, i)
 		}
+		pool <- protocol.NewPerInvocation(c, deps)
 	}
+	return pool
 }
 
-// release ends an invocation's hold on the single slot.
-func (s *Server) release() {
-	s.lastEnd.Store(int64(time.Since(s.epoch)))
-	s.busy.Store(false)
-	select {
-	case s.released <- struct{}{}:
-	default:
-	}
-}
-
-// unclaim gives the slot back after a request that ran no invocation (its
-// body could not be read or parsed), without counting it as activity for
-// WARM_IDLE_TIMEOUT_MS.
-func (s *Server) unclaim() {
-	s.busy.Store(false)
-	select {
-	case s.released <- struct{}{}:
-	default:
-	}
+// slotPath is path with "-<slot>" before its extension:
+// /tmp/input.json -> /tmp/input-2.json.
+func slotPath(path string, slot int) string {
+	ext := filepath.Ext(path)
+	return strings.TrimSuffix(path, ext) + "-" + strconv.Itoa(slot) + ext
 }
 
 // waitDeliveries waits for the callbacks still being retried, up to
-// deliveryDrainTimeout; then it gives them up, which logs each result whole
+// Options.DeliveryDrainTimeout; then it gives them up, which logs each result whole
 // as undelivered.
 func (s *Server) waitDeliveries() {
 	defer s.cancelDeliveries()
@@ -249,13 +284,13 @@ func (s *Server) waitDeliveries() {
 		s.deliveries.Wait()
 		close(done)
 	}()
-	t := time.NewTimer(deliveryDrainTimeout)
+	t := time.NewTimer(s.opts.DeliveryDrainTimeout)
 	defer t.Stop()
 	select {
 	case <-done:
 	case <-t.C:
 		s.log.Warn("callbacks still pending at shutdown; giving up on them (each result is logged as undelivered)",
-			"waited_ms", deliveryDrainTimeout.Milliseconds())
+			"waited_ms", s.opts.DeliveryDrainTimeout.Milliseconds())
 		s.cancelDeliveries()
 		<-done
 	}

@@ -15,8 +15,8 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"nanofaas.dev/watchdog/internal/callback"
 	"nanofaas.dev/watchdog/config"
+	"nanofaas.dev/watchdog/internal/callback"
 	"nanofaas.dev/watchdog/internal/process"
 	"nanofaas.dev/watchdog/internal/protocol"
 	"nanofaas.dev/watchdog/result"
@@ -37,7 +37,8 @@ func fuzzServer(t testing.TB, extra ...string) *Server {
 	cb := callback.NewClient(1, 0, time.Second, log)
 	cb.HTTP.Transport = failingTransport{}
 	s := New(cfg, protocol.Deps{Procs: process.NewManager(log, false), Log: log, Stdout: io.Discard, Stderr: io.Discard}, cb)
-	s.perCall = echoRuntime{}
+	s.perCall = make(chan protocol.Invoker, 1)
+	s.perCall <- echoRuntime{}
 	return s
 }
 
@@ -52,8 +53,6 @@ func (failingTransport) RoundTrip(*http.Request) (*http.Response, error) {
 // echoRuntime answers the payload as the output, or fails on request.
 type echoRuntime struct{}
 
-func (echoRuntime) Start(context.Context) *result.Result { return nil }
-func (echoRuntime) Stop()                                {}
 func (echoRuntime) Invoke(_ context.Context, inv protocol.Invocation) result.Result {
 	if bytes.Equal(inv.Payload, []byte(`"fail"`)) {
 		return result.Failure(result.FunctionError, "failing on request")
@@ -231,8 +230,8 @@ func FuzzServeHTTP(f *testing.F) {
 		}
 		rec := httptest.NewRecorder()
 		s.ServeHTTP(rec, r)
-		if s.busy.Load() {
-			t.Fatalf("the slot is still taken after %q", raw)
+		if places, running, waiting := s.q.counts(); places+running+waiting != 0 {
+			t.Fatalf("%d places, %d slots, %d waiters still taken after %q", places, running, waiting, raw)
 		}
 		code := rec.Code
 		switch code {

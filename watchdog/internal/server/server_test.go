@@ -12,14 +12,15 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
-	"nanofaas.dev/watchdog/internal/callback"
+	"nanofaas.dev/devkit/freeport"
 	"nanofaas.dev/devkit/receiver"
 	"nanofaas.dev/watchdog/config"
-	"nanofaas.dev/devkit/freeport"
+	"nanofaas.dev/watchdog/internal/callback"
 	"nanofaas.dev/watchdog/internal/logging"
 	"nanofaas.dev/watchdog/internal/process"
 	"nanofaas.dev/watchdog/internal/protocol"
@@ -39,15 +40,20 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// runRuntime serves /health and /invoke on $PORT. /invoke answers the
-// payload with the pid, after sleeping payload.sleep_ms when given.
+// runRuntime serves /health and /invoke on $PORT, requests in parallel.
+// /invoke answers the payload with the pid and the number of invocations
+// it was running at once when this one arrived (active), after sleeping
+// payload.sleep_ms when given.
 func runRuntime() {
 	pid := strconv.Itoa(os.Getpid())
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.WriteString(w, `{"status":"ok"}`)
 	})
+	var active atomic.Int64
 	mux.HandleFunc("POST /invoke", func(w http.ResponseWriter, r *http.Request) {
+		n := active.Add(1)
+		defer active.Add(-1)
 		body, _ := io.ReadAll(r.Body)
 		var p struct {
 			SleepMs int `json:"sleep_ms"`
@@ -56,7 +62,7 @@ func runRuntime() {
 			time.Sleep(time.Duration(p.SleepMs) * time.Millisecond)
 		}
 		w.Header().Set("Content-Type", "application/json")
-		_, _ = io.WriteString(w, `{"pid":`+pid+`,"payload":`)
+		_, _ = io.WriteString(w, `{"pid":`+pid+`,"active":`+strconv.FormatInt(n, 10)+`,"payload":`)
 		_, _ = w.Write(body)
 		_, _ = io.WriteString(w, `}`)
 	})
@@ -105,6 +111,12 @@ func (s *syncBuffer) String() string {
 // on a free port; extra environment entries override the defaults.
 func start(t testing.TB, extra ...string) *testServer {
 	t.Helper()
+	return startWith(t, server.DefaultOptions(), extra...)
+}
+
+// startWith is start with the server's options.
+func startWith(t testing.TB, opts server.Options, extra ...string) *testServer {
+	t.Helper()
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
@@ -121,7 +133,7 @@ func start(t testing.TB, extra ...string) *testServer {
 		"LOG_LEVEL=warn",
 		"PATH=" + os.Getenv("PATH"),
 	}, extra...)
-	ts := serve(t, env, true, 10*time.Second)
+	ts := serveWith(t, env, true, 10*time.Second, opts)
 	ts.runtimeURL = runtimeURL
 	return ts
 }
@@ -131,6 +143,12 @@ func start(t testing.TB, extra ...string) *testServer {
 // ts.logs, and to the test's log too when verbose; otherwise it is shown
 // only when the test fails. The watchdog must stop within stopWithin.
 func serve(t testing.TB, env []string, verbose bool, stopWithin time.Duration) *testServer {
+	t.Helper()
+	return serveWith(t, env, verbose, stopWithin, server.DefaultOptions())
+}
+
+// serveWith is serve with the server's options.
+func serveWith(t testing.TB, env []string, verbose bool, stopWithin time.Duration, opts server.Options) *testServer {
 	t.Helper()
 	cfg, err := config.New(env)
 	if err != nil {
@@ -151,7 +169,7 @@ func serve(t testing.TB, env []string, verbose bool, stopWithin time.Duration) *
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	ts := &testServer{url: "http://" + ln.Addr().String(), stop: cancel, done: make(chan int, 1), logs: logs}
-	go func() { ts.done <- server.New(cfg, deps, cb).Serve(ctx, ln) }()
+	go func() { ts.done <- server.NewWithOptions(cfg, deps, cb, opts).Serve(ctx, ln) }()
 	t.Cleanup(func() {
 		cancel()
 		select {
@@ -220,10 +238,11 @@ func (ts *testServer) waitInFlight(t testing.TB) {
 	t.Fatal("no invocation in flight within 5s")
 }
 
-// Many requests at once: exactly one runs, every other one is refused at
-// once with 429 and Retry-After, none is queued behind it.
-func TestConcurrentRequestsAreRefusedNotQueued(t *testing.T) {
-	ts := start(t)
+// With WARM_QUEUE_SIZE=0, many requests at once: exactly one runs, every
+// other one is refused at once with 429 and Retry-After, none is queued
+// behind it.
+func TestWithoutQueueConcurrentRequestsAreRefusedAtOnce(t *testing.T) {
+	ts := start(t, "WARM_QUEUE_SIZE=0")
 	first := make(chan int, 1)
 	go func() {
 		code, _, _ := post(t, http.DefaultClient, ts.url+"/invoke", `{"execution_id":"first","payload":{"sleep_ms":1500}}`)
@@ -343,13 +362,14 @@ func TestStopDrainsTheInvocationInFlight(t *testing.T) {
 // A callback still pending at shutdown is waited for only so long; then it
 // is given up and its result is logged whole as undelivered.
 func TestShutdownGivesUpOnAHangingCallbackButLogsTheResult(t *testing.T) {
-	defer server.SetDeliveryDrainTimeout(300 * time.Millisecond)()
+	opts := server.DefaultOptions()
+	opts.DeliveryDrainTimeout = 300 * time.Millisecond
 	recv, err := receiver.Start(receiver.Behaviour{FailFirst: -1, Hang: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer recv.Close()
-	ts := start(t, "CALLBACK_URL="+recv.Base, "CALLBACK_TIMEOUT_MS=60000", "LOG_LEVEL=info")
+	ts := startWith(t, opts, "CALLBACK_URL="+recv.Base, "CALLBACK_TIMEOUT_MS=60000", "LOG_LEVEL=info")
 	code, _, _ := post(t, http.DefaultClient, ts.url+"/invoke", `{"execution_id":"lost-cb","payload":{"k":"v"}}`)
 	if code != http.StatusOK {
 		t.Fatalf("status %d", code)

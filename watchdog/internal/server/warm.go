@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"strconv"
 	"sync"
@@ -49,26 +50,43 @@ const (
 var stateNames = [...]string{"starting", "ready", "restarting", "stopped"}
 
 type restartRequest struct {
-	rt     *protocol.HTTP
+	g      *generation
 	reason string
 }
 
-// warm supervises the HTTP runtime of server mode: it starts it, keeps it
-// running (restarting it with backoff when it exits), restarts it on request
-// (after a timeout, after WARM_MAX_INVOCATIONS), and stops it on shutdown.
-// Each (re)start uses a fresh protocol.HTTP.
+// generation is one started runtime process and the invocations it runs.
+type generation struct {
+	rt protocol.Process
+	// ctx is the parent of its invocations' contexts: cancelled, with a
+	// protocol.Interruption saying why, when the runtime is restarted
+	// under them.
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	// Counted under warm.mu.
+	started  int    // invocations handed to rt
+	inFlight int    // of them, not finished yet
+	retiring string // restart reason decided; rt takes no more invocations
+	asked    bool   // the restart was requested
+}
+
+// warm supervises the warm runtime of server mode (a protocol.Process):
+// it starts it, keeps it running (restarting it with backoff when it
+// exits), restarts it on request (after a timeout, after
+// WARM_MAX_INVOCATIONS), and stops it on shutdown. Each (re)start uses a
+// fresh Process from newProcess; it may run up to WARM_CONCURRENCY
+// invocations at once.
 type warm struct {
-	cfg  config.Config
-	deps protocol.Deps
-	log  *slog.Logger
-	m    *metrics.Metrics
+	cfg        config.Config
+	deps       protocol.Deps
+	log        *slog.Logger
+	m          *metrics.Metrics
+	newProcess func() protocol.Process
 
 	mu      sync.Mutex
 	state   warmState
-	rt      *protocol.HTTP
+	cur     *generation    // the runtime started last, nil before
 	failure *result.Result // the last failed start, until a start succeeds
 	tries   int            // consecutive failed starts
-	served  int            // invocations served by rt
 	changed chan struct{}  // closed and replaced at every state change
 	health  []byte         // /health body for the state
 	healthy bool
@@ -77,9 +95,9 @@ type warm struct {
 	done    chan struct{}
 }
 
-func newWarm(cfg config.Config, deps protocol.Deps, m *metrics.Metrics) *warm {
+func newWarm(cfg config.Config, deps protocol.Deps, m *metrics.Metrics, newProcess func() protocol.Process) *warm {
 	w := &warm{
-		cfg: cfg, deps: deps, log: deps.Log, m: m,
+		cfg: cfg, deps: deps, log: deps.Log, m: m, newProcess: newProcess,
 		changed: make(chan struct{}),
 		restart: make(chan restartRequest, 1),
 		done:    make(chan struct{}),
@@ -124,7 +142,7 @@ func (w *warm) run(ctx context.Context) {
 	failures := 0
 	first := true
 	for {
-		rt := protocol.NewHTTP(w.cfg, w.deps)
+		rt := w.newProcess()
 		if !first {
 			w.set(stateRestarting)
 		}
@@ -153,17 +171,20 @@ func (w *warm) run(ctx context.Context) {
 		}
 		readyAt := time.Now()
 		pid := rt.Pid()
+		g := &generation{rt: rt}
+		g.ctx, g.cancel = context.WithCancelCause(context.Background())
 		w.mu.Lock()
-		w.rt, w.failure, w.tries, w.served = rt, nil, 0, 0
+		w.cur, w.failure, w.tries = g, nil, 0
 		w.setLocked(stateReady)
 		w.mu.Unlock()
 		w.log.Info("runtime ready", "pid", pid, "startup_ms", readyAt.Sub(begun).Milliseconds())
 
-		reason := w.watch(ctx, rt)
+		reason := w.watch(ctx, g)
 		if reason == metrics.RestartExited {
 			w.m.RuntimeRestarted(reason)
 		}
 		rt.Stop()
+		g.cancel(endCause(rt, reason))
 		if reason == "" {
 			return
 		}
@@ -194,13 +215,14 @@ func (w *warm) run(ctx context.Context) {
 // A leader that exits 0 while its process group lives on has daemonised
 // its server (it may do so before or after the runtime was found ready):
 // from then on the group is watched instead of the leader.
-func (w *warm) watch(ctx context.Context, rt *protocol.HTTP) string {
+func (w *warm) watch(ctx context.Context, g *generation) string {
+	rt := g.rt
 	exited := rt.Exited()
 	var groupTick <-chan time.Time
 	for {
 		select {
 		case <-ctx.Done():
-			w.markRestarting(rt)
+			w.markRestarting(g)
 			return ""
 		case <-exited:
 			exited = nil
@@ -211,41 +233,57 @@ func (w *warm) watch(ctx context.Context, rt *protocol.HTTP) string {
 				groupTick = t.C
 				continue
 			}
-			w.markRestarting(rt)
+			w.markRestarting(g)
 			return metrics.RestartExited
 		case <-groupTick:
 			if !proctree.GroupAlive(rt.Pid()) {
-				w.markRestarting(rt)
+				w.markRestarting(g)
 				return metrics.RestartExited
 			}
 		case req := <-w.restart:
-			if req.rt == rt {
+			if req.g == g {
 				return req.reason
 			}
 		}
 	}
 }
 
-func (w *warm) markRestarting(rt *protocol.HTTP) {
+// markRestarting takes g out of service: its process exited, or the
+// watchdog is shutting down.
+func (w *warm) markRestarting(g *generation) {
 	w.mu.Lock()
-	if w.rt == rt && w.state == stateReady {
+	if g.retiring == "" {
+		g.retiring = metrics.RestartExited
+	}
+	if w.cur == g && w.state == stateReady {
 		w.setLocked(stateRestarting)
 	}
 	w.mu.Unlock()
 }
 
-// acquire returns the ready runtime, waiting up to wait while it starts or
-// restarts. It fails at once with the start failure when the last start
-// failed, so a broken runtime does not make every caller wait.
-func (w *warm) acquire(wait time.Duration) (*protocol.HTTP, *result.Result) {
+// acquire returns the ready runtime and counts an invocation on it,
+// waiting up to wait while it starts or restarts. It fails at once with
+// the start failure when the last start failed, so a broken runtime does
+// not make every caller wait. The caller must call finished.
+func (w *warm) acquire(wait time.Duration) (*generation, *result.Result) {
 	var timer *time.Timer
 	for {
 		w.mu.Lock()
-		st, rt, failure, changed := w.state, w.rt, w.failure, w.changed
+		st, g, failure, changed := w.state, w.cur, w.failure, w.changed
+		if st == stateReady && g.retiring == "" {
+			g.started++
+			g.inFlight++
+			if max := w.cfg.WarmMaxInvocations; max > 0 && g.started >= max {
+				// The last one this runtime takes: no other invocation
+				// reaches it; it restarts when the ones in flight end.
+				g.retiring = metrics.RestartMaxInvocations
+				w.setLocked(stateRestarting)
+			}
+			w.mu.Unlock()
+			return g, nil
+		}
 		w.mu.Unlock()
 		switch {
-		case st == stateReady:
-			return rt, nil
 		case st == stateStopped:
 			r := result.Failure(result.StartupError, "the runtime is stopped: the watchdog is shutting down")
 			return nil, &r
@@ -267,32 +305,60 @@ func (w *warm) acquire(wait time.Duration) (*protocol.HTTP, *result.Result) {
 	}
 }
 
-// finished records an invocation that rt handled and restarts rt when it
-// timed out (its state is unknown) or reached WARM_MAX_INVOCATIONS. The
-// runtime is marked not ready at once, so the next invocation waits for
-// the new one instead of reaching the old.
-func (w *warm) finished(rt *protocol.HTTP, res *result.Result) {
-	reason := ""
+// finished records the end of an invocation (execution id) that g ran.
+//
+// A timeout leaves the runtime in an unknown state: it is restarted at
+// once, and the other invocations in flight on it end first, each with a
+// FUNCTION_ERROR that says so (never silently killed). After
+// WARM_MAX_INVOCATIONS the runtime restarts once the last of its
+// invocations ends. A restart is counted in the metrics before the answer
+// of the invocation that caused it goes out.
+func (w *warm) finished(g *generation, res *result.Result, executionID string) {
 	w.mu.Lock()
-	if w.rt == rt && w.state == stateReady {
-		w.served++
-		switch {
-		case res.ErrorCode() == result.Timeout:
-			reason = metrics.RestartTimeout
-		case w.cfg.WarmMaxInvocations > 0 && w.served >= w.cfg.WarmMaxInvocations:
-			reason = metrics.RestartMaxInvocations
+	g.inFlight--
+	// A timeout also overrides a WARM_MAX_INVOCATIONS retirement still
+	// waiting for the calls in flight: the runtime's state is unknown now.
+	if res.ErrorCode() == result.Timeout && (g.retiring == "" || g.retiring == metrics.RestartMaxInvocations && !g.asked) {
+		g.retiring = metrics.RestartTimeout
+		if g.inFlight > 0 {
+			g.cancel(&protocol.Interruption{Message: fmt.Sprintf(
+				"the runtime was restarted while this invocation was in flight: execution %s, running on the same runtime, exceeded its timeout of %dms and left the runtime in an unknown state; retry this invocation",
+				quoteID(executionID), res.DurationMs)})
 		}
-		if reason != "" {
+		if w.cur == g && w.state == stateReady {
 			w.setLocked(stateRestarting)
-			// Counted now, so that the answer to this invocation is
-			// never ahead of the metrics.
-			w.m.RuntimeRestarted(reason)
 		}
+	}
+	reason := ""
+	if !g.asked && (g.retiring == metrics.RestartTimeout || g.retiring == metrics.RestartMaxInvocations && g.inFlight == 0) {
+		g.asked = true
+		reason = g.retiring
+		w.m.RuntimeRestarted(reason)
 	}
 	w.mu.Unlock()
 	if reason != "" {
-		w.restart <- restartRequest{rt: rt, reason: reason}
+		select {
+		case w.restart <- restartRequest{g: g, reason: reason}:
+		case <-w.done:
+		}
 	}
+}
+
+// endCause is why the invocations still in flight on a runtime that was
+// stopped for reason ended (a timeout interrupted them earlier, with its
+// own cause).
+func endCause(rt protocol.Process, reason string) error {
+	if reason == metrics.RestartExited {
+		how := "its process group gone"
+		if exit, _, ok := rt.ExitStatus(); ok && !exit.Success() {
+			how = exit.String()
+		}
+		return &protocol.Interruption{Message: "runtime exited with " + how + " during the invocation"}
+	}
+	if reason == "" {
+		return &protocol.Interruption{Message: "invocation interrupted because the watchdog is shutting down"}
+	}
+	return &protocol.Interruption{Message: "invocation interrupted because the runtime was stopped (" + reason + ")"}
 }
 
 // wait waits until run has returned (the runtime is stopped).
