@@ -34,6 +34,7 @@ func Run(ctx context.Context, env []string, stdout, stderr io.Writer) int {
 		return ExitConfig
 	}
 	tuneRuntime()
+	protectErr := protectSecrets()
 	errOut := logging.NewSyncWriter(stderr)
 	log := logging.New(errOut, cfg.LogLevel, cfg.LogFormat)
 	if cfg.Lifecycle == config.OneShot {
@@ -41,6 +42,10 @@ func Run(ctx context.Context, env []string, stdout, stderr io.Writer) int {
 		if cfg.TraceID != "" {
 			log = log.With("trace_id", cfg.TraceID)
 		}
+	}
+
+	if protectErr != nil {
+		log.Warn("the function may read WARM_AUTH_TOKEN from the watchdog's /proc files", "error", protectErr.Error())
 	}
 
 	reapAll := os.Getpid() == 1 || cfg.Subreaper
