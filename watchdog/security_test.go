@@ -105,7 +105,7 @@ func TestSecurityBlockedStderrDoesNotStallInvocations(t *testing.T) {
 	wport := freePort(t)
 	cmd := exec.Command(bin)
 	cmd.Env = baseEnv(t, "WARM=true", "EXECUTION_MODE=STDIO", fmt.Sprintf("WARM_PORT=%d", wport),
-		`WATCHDOG_CMD=sh -c 'cat; printf "%0512d\n" 0 >&2'`)
+		`WATCHDOG_CMD=sh -c 'cat; printf "%016384d\n" 0 >&2'`)
 	cmd.Stderr = w
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

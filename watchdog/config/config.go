@@ -84,6 +84,8 @@ type Config struct {
 	Subreaper    bool
 	LogLevel     slog.Level
 	LogFormat    string
+	// FunctionLogFormat is "wrapped" or "raw" (FUNCTION_LOG_FORMAT).
+	FunctionLogFormat string
 
 	// Env is the environment the watchdog was given; the function inherits it.
 	Env []string
@@ -194,6 +196,10 @@ func New(env []string) (Config, error) {
 	c.LogFormat = strings.ToLower(p.str("LOG_FORMAT"))
 	if c.LogFormat != "json" && c.LogFormat != "text" {
 		p.fail("LOG_FORMAT", p.raw("LOG_FORMAT"), "json or text")
+	}
+	c.FunctionLogFormat = strings.ToLower(strings.TrimSpace(p.str("FUNCTION_LOG_FORMAT")))
+	if c.FunctionLogFormat != "wrapped" && c.FunctionLogFormat != "raw" {
+		p.fail("FUNCTION_LOG_FORMAT", p.raw("FUNCTION_LOG_FORMAT"), "wrapped (each function line becomes a watchdog record) or raw (lines pass through unchanged)")
 	}
 
 	c.RuntimeURL, c.RuntimePort = p.runtimeURL(c.Lifecycle)

@@ -40,6 +40,7 @@ var vars = []Var{
 	{"WATCHDOG_SUBREAPER", "false", "true: become a child subreaper and reap orphans even when not PID 1."},
 	{"LOG_LEVEL", "info", "debug, info, warn or error."},
 	{"LOG_FORMAT", "json", "json or text: the format of the watchdog's own log lines on stderr."},
+	{"FUNCTION_LOG_FORMAT", "wrapped", "wrapped: each line the function writes to stdout or stderr becomes a watchdog record (msg \"function output\", the line in its \"line\" field), so it can never pass for one of the watchdog's own; raw: lines pass through unchanged."},
 }
 
 // Variables returns the documentation of every variable the watchdog reads.

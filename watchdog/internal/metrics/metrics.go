@@ -13,6 +13,7 @@
 //	watchdog_callback_failures_total{function}           counter
 //	watchdog_rejected_requests_total{function,code}      counter
 //	watchdog_orphans_reaped_total{function}              counter
+//	watchdog_log_lines_dropped_total{function}           counter
 //
 // Every series is created up front, so recording an invocation is a few
 // atomic operations (and a short lock for the histogram), with no map
@@ -68,6 +69,8 @@ type Metrics struct {
 	callbackFailures  *counter
 	orphans           *counter
 	orphansReaped     func() uint64
+	logDropped        *counter
+	logDroppedFn      func() uint64
 
 	// families are what a scrape writes, in its order.
 	families []family
@@ -106,6 +109,7 @@ func New(function, mode string, orphansReaped func() uint64) *Metrics {
 	m.timeouts = newCounter("watchdog_timeouts_total", fnMode)
 	m.callbackFailures = newCounter("watchdog_callback_failures_total", fn)
 	m.orphans = newCounter("watchdog_orphans_reaped_total", fn)
+	m.logDropped = newCounter("watchdog_log_lines_dropped_total", fn)
 	for _, r := range RestartReasons {
 		m.restarts[r] = newCounter("watchdog_runtime_restarts_total", fn+`,reason="`+r+`"`)
 	}
@@ -158,8 +162,16 @@ func (m *Metrics) Rejected(code string) {
 // CallbackFailed records a result whose callback could not be delivered.
 func (m *Metrics) CallbackFailed() { m.callbackFailures.Inc() }
 
+// CountLogDropped makes f the source of watchdog_log_lines_dropped_total
+// (log records and output lines dropped because nothing read the
+// watchdog's output), read at every scrape.
+func (m *Metrics) CountLogDropped(f func() uint64) { m.logDroppedFn = f }
+
 // WritePrometheus writes every metric in the Prometheus text format.
 func (m *Metrics) WritePrometheus(w io.Writer) {
+	if m.logDroppedFn != nil {
+		m.logDropped.Store(m.logDroppedFn())
+	}
 	if m.orphansReaped != nil {
 		m.orphans.Store(m.orphansReaped())
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"nanofaas.dev/watchdog/config"
+	"nanofaas.dev/watchdog/internal/logging"
 	"nanofaas.dev/watchdog/internal/process"
 	"nanofaas.dev/watchdog/result"
 )
@@ -52,8 +53,8 @@ func (f *File) Invoke(ctx context.Context, inv Invocation) result.Result {
 	c, err := f.deps.Procs.StartChild(process.Options{
 		Argv:       f.cfg.Command,
 		Env:        childEnv(f.cfg.Env, env...),
-		StdoutSink: f.deps.Stdout,
-		StderrSink: f.deps.Stderr,
+		StdoutSink: logging.ForExecution(f.deps.Stdout, inv.ExecutionID),
+		StderrSink: logging.ForExecution(f.deps.Stderr, inv.ExecutionID),
 	})
 	if err != nil {
 		return spawnFailure(err).Took(start)

@@ -97,6 +97,7 @@ func New(cfg config.Config, deps protocol.Deps, cb *callback.Client) *Server {
 		released: make(chan struct{}, 1),
 		epoch:    time.Now(),
 	}
+	s.m.CountLogDropped(deps.LogDropped)
 	if cfg.Protocol == config.ProtocolHTTP {
 		s.warm = newWarm(cfg, deps, s.m)
 	} else {
