@@ -214,7 +214,7 @@ func (c *Client) Deliver(ctx context.Context, target, executionID, traceID strin
 		if retryAfter > wait {
 			wait = min(retryAfter, maxBackoff)
 		}
-		c.Log.Warn("callback attempt failed; retrying", "url", target, "attempt", attempt, "error", err.Error(), "retry_in_ms", wait.Milliseconds())
+		c.Log.Warn("callback attempt failed; retrying", "url", Redact(target), "attempt", attempt, "error", err.Error(), "retry_in_ms", wait.Milliseconds())
 		select {
 		case <-ctx.Done():
 			return d, fmt.Errorf("%w (then %v)", lastErr, ctx.Err())
@@ -234,7 +234,7 @@ func (c *Client) post(ctx context.Context, target, executionID, traceID string, 
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
 	if err != nil {
-		return 0, 0, &finalError{fmt.Errorf("cannot build the callback request: %w", err)}
+		return 0, 0, &finalError{fmt.Errorf("cannot build the callback request: %w", redactError(err))}
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("X-Execution-Id", executionID)
@@ -243,7 +243,7 @@ func (c *Client) post(ctx context.Context, target, executionID, traceID string, 
 	}
 	resp, err := c.HTTP.Do(req)
 	if err != nil {
-		return 0, 0, fmt.Errorf("cannot reach the callback URL: %w", err)
+		return 0, 0, fmt.Errorf("cannot reach the callback URL: %w", redactError(err))
 	}
 	snippet, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))

@@ -54,10 +54,10 @@ func Deliver(ctx context.Context, base, executionID, traceID string, res result.
 	target := callback.URL(base, executionID)
 	d, err := cb.Deliver(ctx, target, executionID, traceID, body)
 	if err != nil {
-		log.Error("callback undelivered", "undelivered", true, "url", target, "attempts", d.Attempts,
+		log.Error("callback undelivered", "undelivered", true, "url", callback.Redact(target), "attempts", d.Attempts,
 			"error", err.Error(), "result", json.RawMessage(body))
 		return ExitUndelivered
 	}
-	log.Info("callback delivered", "url", target, "attempts", d.Attempts, "status", d.Status)
+	log.Info("callback delivered", "url", callback.Redact(target), "attempts", d.Attempts, "status", d.Status)
 	return ExitDelivered
 }

@@ -401,41 +401,19 @@ func (s *Server) deliver(req *request, res result.Result) func() {
 	if res.Error != nil {
 		size += int64(len(res.Error.Message))
 	}
-	if pending, ok := s.reserveDelivery(size); !ok {
+	trusted := base == s.cfg.CallbackURL
+	if why, ok := s.pending.reserve(base, trusted, size); !ok {
 		s.m.CallbackFailed()
-		log.Error("callback undelivered", "undelivered", true, "url", callback.URL(base, id), "attempts", 0,
-			"error", fmt.Sprintf("not attempted: %d callbacks are already pending (at most %d, and %d bytes of results): the control plane is not taking results", pending, maxPendingDeliveries, maxPendingBytes),
-			"result", json.RawMessage(res.Marshal()))
+		log.Error("callback undelivered", "undelivered", true, "url", callback.Redact(callback.URL(base, id)), "attempts", 0,
+			"error", why, "result", json.RawMessage(res.Marshal()))
 		return nil
 	}
 	s.deliveries.Add(1)
 	return func() {
 		defer s.deliveries.Done()
-		defer s.releaseDelivery(size)
+		defer s.pending.release(base, trusted, size)
 		if oneshot.Deliver(s.deliveryCtx, base, id, trace, res, s.cb, log) != oneshot.ExitDelivered {
 			s.m.CallbackFailed()
 		}
 	}
-}
-
-// reserveDelivery counts a result of size bytes as pending, unless the
-// bounds are reached; the first one always fits. It returns how many were
-// pending.
-func (s *Server) reserveDelivery(size int64) (int, bool) {
-	s.pendingMu.Lock()
-	defer s.pendingMu.Unlock()
-	n := s.pendingN
-	if n >= maxPendingDeliveries || n > 0 && s.pendingBytes+size > maxPendingBytes {
-		return n, false
-	}
-	s.pendingN++
-	s.pendingBytes += size
-	return n, true
-}
-
-func (s *Server) releaseDelivery(size int64) {
-	s.pendingMu.Lock()
-	s.pendingN--
-	s.pendingBytes -= size
-	s.pendingMu.Unlock()
 }

@@ -79,10 +79,8 @@ type Server struct {
 	lastEnd atomic.Int64
 
 	deliveries sync.WaitGroup
-	// pendingN and pendingBytes count the deliveries in progress.
-	pendingMu    sync.Mutex
-	pendingN     int
-	pendingBytes int64
+	// pending counts the deliveries in progress (see deliveryBudget).
+	pending deliveryBudget
 	// deliveryCtx is cancelled when shutdown stops waiting for deliveries.
 	deliveryCtx      context.Context
 	cancelDeliveries context.CancelFunc
