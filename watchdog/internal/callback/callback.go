@@ -91,11 +91,12 @@ func isHex(c byte) bool {
 // and "/v1/cb/x", not "/v1/cbx"). A target with a user:password part, or
 // whose path as sent has a "." or ".." segment in any disguise ("%2e%2e",
 // "..;x" which Tomcat reads as "..", "x%2F..%2Fy" for servers that decode
-// slashes), is never allowed: what a server makes of those is not what the
-// prefix says.
+// slashes), or anything else a server, proxy or framework might turn into
+// one (see suspiciousPath), is never allowed: what a server makes of those
+// is not what the prefix says.
 func Allowed(target string, prefixes []string) bool {
 	t, err := url.Parse(target)
-	if err != nil || t.User != nil || t.Host == "" || t.Opaque != "" || hasDotSegment(t.EscapedPath()) {
+	if err != nil || t.User != nil || t.Host == "" || t.Opaque != "" || hasDotSegment(t.EscapedPath()) || suspiciousPath(t.EscapedPath()) {
 		return false
 	}
 	for _, prefix := range prefixes {
@@ -127,6 +128,57 @@ func hasDotSegment(escaped string) bool {
 		}
 	}
 	return false
+}
+
+// suspiciousPath reports whether an escaped path holds anything beyond
+// plain ASCII text and the escapes an id needs: a percent-encoded ".",
+// "/", "\" or "%" (double encoding), a backslash, a control or non-ASCII
+// byte (raw or encoded: overlong UTF-8 "%c0%ae", fullwidth "．"), or a
+// segment that is "." or ".." once blanks and a ";" parameter are taken
+// off ("..%20", "%09.."). Servers differ in what they decode, fold or trim;
+// refusing all of these keeps the prefix check about the path a server
+// really serves. Percent-encoded blanks and punctuation other than those
+// stay allowed: an execution id may hold them.
+func suspiciousPath(escaped string) bool {
+	for i := 0; i < len(escaped); i++ {
+		c := escaped[i]
+		if c == '%' {
+			if i+2 >= len(escaped) || !isHex(escaped[i+1]) || !isHex(escaped[i+2]) {
+				return true
+			}
+			d := unhex(escaped[i+1])<<4 | unhex(escaped[i+2])
+			if d == '.' || d == '/' || d == '\\' || d == '%' || d < 0x20 || d >= 0x7f {
+				return true
+			}
+			i += 2
+			continue
+		}
+		if c <= 0x20 || c >= 0x7f || c == '\\' {
+			return true
+		}
+	}
+	for _, seg := range strings.Split(escaped, "/") {
+		decoded, err := url.PathUnescape(seg)
+		if err != nil {
+			return true
+		}
+		decoded, _, _ = strings.Cut(decoded, ";")
+		if d := strings.Trim(decoded, " \t"); d == "." || d == ".." {
+			return true
+		}
+	}
+	return false
+}
+
+func unhex(c byte) byte {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0'
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10
+	default:
+		return c - 'A' + 10
+	}
 }
 
 func sameHost(a, b *url.URL) bool {

@@ -7,8 +7,8 @@ import (
 	"encoding/json"
 	"log/slog"
 
-	"nanofaas.dev/watchdog/internal/callback"
 	"nanofaas.dev/watchdog/config"
+	"nanofaas.dev/watchdog/internal/callback"
 	"nanofaas.dev/watchdog/internal/protocol"
 	"nanofaas.dev/watchdog/result"
 )

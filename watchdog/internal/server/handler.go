@@ -33,6 +33,7 @@ var (
 
 // ServeHTTP routes /invoke, /health and /metrics.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	closeAfterTransferEncoding(w, r)
 	switch r.URL.Path {
 	case "/invoke":
 		s.serveInvoke(w, r)
@@ -237,7 +238,10 @@ func (s *Server) parse(r *http.Request, body []byte, req *request) string {
 		return ""
 	}
 	var env envelope
-	if err := json.Unmarshal(body, &env); err != nil {
+	if err := decodeEnvelope(body, &env); err != nil {
+		if ke, ok := err.(*keyError); ok {
+			return ke.msg
+		}
 		return fmt.Sprintf(`the request body is not an invocation envelope (%v): send {"execution_id":"...","payload":...}, or the payload alone with an X-Execution-Id header`, err)
 	}
 	if env.ExecutionID == "" {
@@ -288,10 +292,10 @@ func (s *Server) parse(r *http.Request, body []byte, req *request) string {
 // environment.
 func checkIDs(executionID, traceID string) string {
 	if msg := config.CheckID(executionID); msg != "" {
-		return fmt.Sprintf("execution_id %s cannot be used: it has %s (an id is UTF-8 text of at most %d bytes without control characters or surrounding blanks)", quoteID(executionID), msg, config.MaxIDBytes)
+		return fmt.Sprintf("execution_id %s cannot be used: it has %s (an id is UTF-8 text of at most %d bytes without control or invisible characters or surrounding blanks)", quoteID(executionID), msg, config.MaxIDBytes)
 	}
 	if msg := config.CheckID(traceID); msg != "" {
-		return fmt.Sprintf("trace_id %s cannot be used: it has %s (an id is UTF-8 text of at most %d bytes without control characters or surrounding blanks)", quoteID(traceID), msg, config.MaxIDBytes)
+		return fmt.Sprintf("trace_id %s cannot be used: it has %s (an id is UTF-8 text of at most %d bytes without control or invisible characters or surrounding blanks)", quoteID(traceID), msg, config.MaxIDBytes)
 	}
 	return ""
 }
