@@ -45,8 +45,7 @@ func Run(ctx context.Context, env []string, stdout, stderr io.Writer) int {
 	// nobody reads must not stall invocations (see logging.AsyncWriter).
 	errOut := logging.NewAsyncWriter(stderr, 0)
 	stdOut := logging.NewAsyncWriter(stdout, 0)
-	defer stdOut.Close(flushAtExit)
-	defer errOut.Close(flushAtExit)
+	defer closeBoth(stdOut, errOut)
 	log := logging.New(errOut, cfg.LogLevel, cfg.LogFormat)
 	errOut.Notice, stdOut.Notice = dropNotice(cfg, "stderr"), dropNotice(cfg, "stdout")
 	if cfg.Lifecycle == config.OneShot {
@@ -139,4 +138,16 @@ func dropNotice(cfg config.Config, stream string) func(uint64) []byte {
 			"stream", stream, "dropped", n)
 		return b.Bytes()
 	}
+}
+
+// closeBoth writes out what the two writers still hold, each waiting at
+// most flushAtExit for its reader, at the same time.
+func closeBoth(a, b *logging.AsyncWriter) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		a.Close(flushAtExit)
+	}()
+	b.Close(flushAtExit)
+	<-done
 }
