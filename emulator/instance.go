@@ -206,7 +206,7 @@ func (in *Instance) ensureStarted(ctx context.Context) error {
 		set["EXECUTION_MODE"] = fn.Mode
 		set["WARM"] = "true"
 	}
-	defaults := map[string]string{"LOG_FORMAT": "text", "FUNCTION_NAME": fn.Name}
+	defaults := map[string]string{"LOG_FORMAT": "text", "FUNCTION_LOG_FORMAT": "raw", "FUNCTION_NAME": fn.Name}
 	var env []string
 	cleanup := func() {}
 	hostPort := port

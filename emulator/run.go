@@ -196,7 +196,7 @@ func (r *Runner) oneShotEnv(fn *Function, inv Invocation, callbackBase string) (
 	if inv.TraceID != "" {
 		set["TRACE_ID"] = inv.TraceID
 	}
-	defaults := map[string]string{"LOG_FORMAT": "text", "FUNCTION_NAME": fn.Name}
+	defaults := map[string]string{"LOG_FORMAT": "text", "FUNCTION_LOG_FORMAT": "raw", "FUNCTION_NAME": fn.Name}
 	if r.Docker {
 		// The image's own configuration (EXECUTION_MODE, WATCHDOG_CMD,
 		// RUNTIME_URL...) stays; only the invocation and --env are passed.

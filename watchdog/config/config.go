@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -100,6 +101,8 @@ type Config struct {
 	Subreaper    bool
 	LogLevel     slog.Level
 	LogFormat    string
+	// FunctionLogFormat is "wrapped" or "raw" (FUNCTION_LOG_FORMAT).
+	FunctionLogFormat string
 
 	// Env is the environment the watchdog was given; the function inherits it.
 	Env []string
@@ -110,10 +113,15 @@ type Error struct {
 	Var      string
 	Value    string
 	Accepted string
+	// Hidden: the value is a secret, and the message does not show it.
+	Hidden bool
 }
 
 // Error is the one line that names the variable, its value and what is accepted.
 func (e *Error) Error() string {
+	if e.Hidden {
+		return fmt.Sprintf("%s (value not shown) is invalid: %s", e.Var, e.Accepted)
+	}
 	if e.Value == "" {
 		return fmt.Sprintf("%s is not set: %s", e.Var, e.Accepted)
 	}
@@ -197,6 +205,7 @@ func New(env []string) (Config, error) {
 	c.WarmIdleTimeout = p.millis("WARM_IDLE_TIMEOUT_MS", true)
 	c.WarmMaxInvocations = int(p.nonNegative("WARM_MAX_INVOCATIONS"))
 	c.WarmAuthToken = p.str("WARM_AUTH_TOKEN")
+	p.token("WARM_AUTH_TOKEN", c.WarmAuthToken)
 	c.WarmMaxConnections = int(p.nonNegative("WARM_MAX_CONNECTIONS"))
 	c.WarmConcurrency = int(p.positive("WARM_CONCURRENCY"))
 	if c.WarmConcurrency > maxWarmConcurrency {
@@ -221,6 +230,10 @@ func New(env []string) (Config, error) {
 	if c.LogFormat != "json" && c.LogFormat != "text" {
 		p.fail("LOG_FORMAT", p.raw("LOG_FORMAT"), "json or text")
 	}
+	c.FunctionLogFormat = strings.ToLower(strings.TrimSpace(p.str("FUNCTION_LOG_FORMAT")))
+	if c.FunctionLogFormat != "wrapped" && c.FunctionLogFormat != "raw" {
+		p.fail("FUNCTION_LOG_FORMAT", p.raw("FUNCTION_LOG_FORMAT"), "wrapped (each function line becomes a watchdog record) or raw (lines pass through unchanged)")
+	}
 
 	c.RuntimeURL, c.RuntimePort = p.runtimeURL(c.Lifecycle)
 	c.HealthURL = p.healthURL(c.RuntimeURL)
@@ -243,6 +256,13 @@ type parser struct {
 func (p *parser) fail(name, value, accepted string) {
 	if p.err == nil {
 		p.err = &Error{Var: name, Value: value, Accepted: accepted}
+	}
+}
+
+// failHidden is fail for a secret: the message does not show the value.
+func (p *parser) failHidden(name, accepted string) {
+	if p.err == nil {
+		p.err = &Error{Var: name, Accepted: accepted, Hidden: true}
 	}
 }
 
@@ -362,8 +382,10 @@ const MaxIDBytes = 1024
 
 // CheckID says what is wrong with an execution or trace id, or "". An id
 // travels as an HTTP header (X-Execution-Id, X-Trace-Id), in the function's
-// environment and in the callback URL, so it must be UTF-8 text without
-// control characters or surrounding blanks, of at most MaxIDBytes bytes.
+// environment, in logs and in the callback URL, so it must be UTF-8 text
+// without control characters (C0, DEL, C1), invisible format characters
+// (bidirectional overrides, zero-width characters, the byte order mark),
+// line separators or surrounding blanks, of at most MaxIDBytes bytes.
 func CheckID(id string) string {
 	switch {
 	case len(id) > MaxIDBytes:
@@ -378,12 +400,42 @@ func CheckID(id string) string {
 			return "a control character"
 		}
 	}
+	for _, r := range id {
+		if invisible(r) {
+			return fmt.Sprintf("an invisible or control character (U+%04X)", r)
+		}
+	}
 	return ""
+}
+
+// invisible reports whether r is a character a reader of a log, a header
+// or a terminal does not see as itself: a C1 control (U+0080 to U+009F;
+// U+009B starts a terminal escape), a format character (bidirectional
+// overrides and isolates such as U+202E, zero-width characters, the soft
+// hyphen, the byte order mark U+FEFF, tags), or a line or paragraph
+// separator.
+func invisible(r rune) bool {
+	return r >= 0x80 && (unicode.Is(unicode.Cc, r) || unicode.Is(unicode.Cf, r) || unicode.Is(unicode.Zl, r) || unicode.Is(unicode.Zp, r))
+}
+
+// token refuses a secret that no client could ever send as it is: one
+// with surrounding blanks (a secret file's trailing newline) or control
+// characters. It is refused rather than trimmed, so that the token the
+// watchdog compares is exactly the one configured. The value is not shown.
+func (p *parser) token(name, value string) {
+	bad := strings.TrimSpace(value) != value
+	for i := 0; i < len(value) && !bad; i++ {
+		bad = value[i] < 0x20 || value[i] == 0x7f
+	}
+	if bad {
+		p.failHidden(name, "a token without surrounding blanks or control characters: clients send it in a header, which can never carry them, so every request would get 401. "+
+			"A secret file usually ends in a newline: strip it (e.g. WARM_AUTH_TOKEN=\"$(tr -d '\\n' < token-file)\"), or write the file without one")
+	}
 }
 
 func (p *parser) id(name, value string) {
 	if msg := CheckID(value); msg != "" {
-		p.fail(name, value, "UTF-8 text of at most 1024 bytes without control characters or surrounding blanks (it travels as an HTTP header); this one has "+msg)
+		p.fail(name, value, "UTF-8 text of at most 1024 bytes without control or invisible characters or surrounding blanks (it travels as an HTTP header); this one has "+msg)
 	}
 }
 

@@ -50,6 +50,7 @@ func TestDefaults(t *testing.T) {
 		FunctionName:       "unknown",
 		LogLevel:           slog.LevelInfo,
 		LogFormat:          "json",
+		FunctionLogFormat:  "wrapped",
 		Env:                env,
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
@@ -84,7 +85,7 @@ func TestEveryVariable(t *testing.T) {
 		WarmPort: 9090, WarmIdleTimeout: 0, WarmMaxInvocations: 7, WarmAuthToken: "tok", WarmMaxConnections: 0, MaxPayloadBytes: 10,
 		WarmConcurrency: 4, WarmQueueSize: 0, WarmQueueTimeout: 250 * time.Millisecond, PassCallbackURL: true,
 		CallbackAttempts: 9, CallbackBackoff: time.Millisecond, CallbackTimeout: 2 * time.Millisecond,
-		FunctionName: "fn", Subreaper: true, LogLevel: slog.LevelDebug, LogFormat: "text", Env: env,
+		FunctionName: "fn", Subreaper: true, LogLevel: slog.LevelDebug, LogFormat: "text", FunctionLogFormat: "wrapped", Env: env,
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)

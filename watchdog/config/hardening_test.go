@@ -25,7 +25,7 @@ func TestSplitCommandKeepsNonUTF8Bytes(t *testing.T) {
 
 func TestIDsMustBeHeaderSafe(t *testing.T) {
 	for _, tc := range []struct{ env, want string }{
-		{"EXECUTION_ID=e\n1", `EXECUTION_ID="e\n1" is invalid: UTF-8 text of at most 1024 bytes without control characters`},
+		{"EXECUTION_ID=e\n1", `EXECUTION_ID="e\n1" is invalid: UTF-8 text of at most 1024 bytes without control or invisible characters`},
 		{"EXECUTION_ID= e1", `EXECUTION_ID=" e1" is invalid`},
 		{"EXECUTION_ID=" + strings.Repeat("x", 1025), `this one has 1025 bytes, over the 1024 allowed`},
 		{"TRACE_ID=t\x7f", `TRACE_ID="t\x7f" is invalid`},

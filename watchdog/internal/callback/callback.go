@@ -94,11 +94,12 @@ func isHex(c byte) bool {
 // and "/v1/cb/x", not "/v1/cbx"). A target with a user:password part, or
 // whose path as sent has a "." or ".." segment in any disguise ("%2e%2e",
 // "..;x" which Tomcat reads as "..", "x%2F..%2Fy" for servers that decode
-// slashes), is never allowed: what a server makes of those is not what the
-// prefix says.
+// slashes), or anything else a server, proxy or framework might turn into
+// one (see suspiciousPath), is never allowed: what a server makes of those
+// is not what the prefix says.
 func Allowed(target string, prefixes []string) bool {
 	t, err := url.Parse(target)
-	if err != nil || t.User != nil || t.Host == "" || t.Opaque != "" || hasDotSegment(t.EscapedPath()) {
+	if err != nil || t.User != nil || t.Host == "" || t.Opaque != "" || hasDotSegment(t.EscapedPath()) || suspiciousPath(t.EscapedPath()) {
 		return false
 	}
 	for _, prefix := range prefixes {
@@ -130,6 +131,57 @@ func hasDotSegment(escaped string) bool {
 		}
 	}
 	return false
+}
+
+// suspiciousPath reports whether an escaped path holds anything beyond
+// plain ASCII text and the escapes an id needs: a percent-encoded ".",
+// "/", "\" or "%" (double encoding), a backslash, a control or non-ASCII
+// byte (raw or encoded: overlong UTF-8 "%c0%ae", fullwidth "．"), or a
+// segment that is "." or ".." once blanks and a ";" parameter are taken
+// off ("..%20", "%09.."). Servers differ in what they decode, fold or trim;
+// refusing all of these keeps the prefix check about the path a server
+// really serves. Percent-encoded blanks and punctuation other than those
+// stay allowed: an execution id may hold them.
+func suspiciousPath(escaped string) bool {
+	for i := 0; i < len(escaped); i++ {
+		c := escaped[i]
+		if c == '%' {
+			if i+2 >= len(escaped) || !isHex(escaped[i+1]) || !isHex(escaped[i+2]) {
+				return true
+			}
+			d := unhex(escaped[i+1])<<4 | unhex(escaped[i+2])
+			if d == '.' || d == '/' || d == '\\' || d == '%' || d < 0x20 || d >= 0x7f {
+				return true
+			}
+			i += 2
+			continue
+		}
+		if c <= 0x20 || c >= 0x7f || c == '\\' {
+			return true
+		}
+	}
+	for _, seg := range strings.Split(escaped, "/") {
+		decoded, err := url.PathUnescape(seg)
+		if err != nil {
+			return true
+		}
+		decoded, _, _ = strings.Cut(decoded, ";")
+		if d := strings.Trim(decoded, " \t"); d == "." || d == ".." {
+			return true
+		}
+	}
+	return false
+}
+
+func unhex(c byte) byte {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0'
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10
+	default:
+		return c - 'A' + 10
+	}
 }
 
 func sameHost(a, b *url.URL) bool {
@@ -213,14 +265,14 @@ func (c *Client) Deliver(ctx context.Context, base, executionID, traceID string,
 		Undelivered(log, d, body)
 		return d
 	}
-	log.Info("callback delivered", "url", d.URL, "attempts", d.Attempts, "status", d.Status)
+	log.Info("callback delivered", "url", Redact(d.URL), "attempts", d.Attempts, "status", d.Status)
 	return d
 }
 
 // Undelivered logs a result that did not reach the control plane: the
 // whole result (body) on one line marked "undelivered":true, with why.
 func Undelivered(log *slog.Logger, d Delivery, body []byte) {
-	log.Error("callback undelivered", "undelivered", true, "url", d.URL, "attempts", d.Attempts,
+	log.Error("callback undelivered", "undelivered", true, "url", Redact(d.URL), "attempts", d.Attempts,
 		"error", d.Reason, "result", json.RawMessage(body))
 }
 
@@ -250,7 +302,7 @@ func (c *Client) Send(ctx context.Context, target, executionID, traceID string, 
 		if retryAfter > wait {
 			wait = min(retryAfter, maxBackoff)
 		}
-		c.Log.Warn("callback attempt failed; retrying", "url", target, "attempt", attempt, "error", err.Error(), "retry_in_ms", wait.Milliseconds())
+		c.Log.Warn("callback attempt failed; retrying", "url", Redact(target), "attempt", attempt, "error", err.Error(), "retry_in_ms", wait.Milliseconds())
 		select {
 		case <-ctx.Done():
 			return d, fmt.Errorf("%w (then %v)", lastErr, ctx.Err())
@@ -270,7 +322,7 @@ func (c *Client) post(ctx context.Context, target, executionID, traceID string, 
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
 	if err != nil {
-		return 0, 0, &finalError{fmt.Errorf("cannot build the callback request: %w", err)}
+		return 0, 0, &finalError{fmt.Errorf("cannot build the callback request: %w", redactError(err))}
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("X-Execution-Id", executionID)
@@ -279,7 +331,7 @@ func (c *Client) post(ctx context.Context, target, executionID, traceID string, 
 	}
 	resp, err := c.HTTP.Do(req)
 	if err != nil {
-		return 0, 0, fmt.Errorf("cannot reach the callback URL: %w", err)
+		return 0, 0, fmt.Errorf("cannot reach the callback URL: %w", redactError(err))
 	}
 	snippet, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))

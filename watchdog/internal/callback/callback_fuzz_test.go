@@ -76,6 +76,13 @@ func FuzzAllowed(f *testing.F) {
 		{"http://cp:8080/v1/internal/executions/..;/admin", "http://cp:8080/v1/internal/executions", ".."},
 		{"https://CP/cb/x?y#z", "https://cp:443/cb/", "a/b"},
 		{"http://cp/v1/cbx", "http://cp/v1/cb", "%2e%2e"},
+		{"http://cp/v1/cb/..%5c..%5cadmin", "http://cp/v1/cb", "..\\"},
+		{"http://cp/v1/cb/%252e%252e/admin", "http://cp/v1/cb", "%2e"},
+		{"http://cp/v1/cb/%c0%ae%c0%ae/admin", "http://cp/v1/cb", "\u00e9"},
+		{"http://cp/v1/cb/\uff0e\uff0e/admin", "http://cp/v1/cb", "\uff0e\uff0e"},
+		{"http://cp/v1/cb/..%20/admin", "http://cp/v1/cb", ".. "},
+		{"http://cp/v1/cb/..%09/admin", "http://cp/v1/cb", "a b"},
+		{"http://cp/v1/cb/.%00./admin", "http://cp/v1/cb", "x.y"},
 	} {
 		f.Add(s[0], s[1], s[2])
 	}
@@ -97,6 +104,25 @@ func FuzzAllowed(f *testing.F) {
 				if seg, _, _ = strings.Cut(seg, ";"); seg == "." || seg == ".." {
 					t.Fatalf("Allowed(%q, %q): a dot segment", target, prefix)
 				}
+				if seg = strings.Trim(seg, " \t"); seg == "." || seg == ".." {
+					t.Fatalf("Allowed(%q, %q): a dot segment behind blanks", target, prefix)
+				}
+			}
+			// The path as sent is printable ASCII; no escape decodes to a
+			// dot, a slash, a backslash, a percent sign (double encoding),
+			// a control or a non-ASCII byte.
+			esc := tu.EscapedPath()
+			for i := 0; i < len(esc); i++ {
+				if c := esc[i]; c <= 0x20 || c >= 0x7f || c == '\\' {
+					t.Fatalf("Allowed(%q, %q): byte %#x in the path as sent", target, prefix, c)
+				}
+			}
+			if dec, err := url.PathUnescape(strings.ReplaceAll(esc, "/", "")); err != nil ||
+				strings.ContainsAny(dec, "/\\%") || strings.IndexFunc(dec, func(r rune) bool { return r < 0x20 || r >= 0x7f }) >= 0 {
+				t.Fatalf("Allowed(%q, %q): a disguised separator, percent sign, control or non-ASCII byte in %q", target, prefix, esc)
+			}
+			if strings.Contains(strings.ToLower(esc), "%2e") {
+				t.Fatalf("Allowed(%q, %q): an encoded dot in %q", target, prefix, esc)
 			}
 		}
 		if Allowed(target, prefixes) && !Allowed(target, []string{"http://other.invalid/", prefix}) {
@@ -112,11 +138,17 @@ func FuzzAllowed(f *testing.F) {
 				return
 			}
 		}
+		// A prefix whose own path looks disguised allows nothing.
+		if suspiciousPath(pu.EscapedPath()) {
+			return
+		}
 		if !Allowed(prefix, prefixes) {
 			t.Fatalf("prefix %q does not allow itself", prefix)
 		}
-		// An id with a slash may hide a ".." behind "%2F": refused, by design.
-		if id != "" && config.CheckID(id) == "" && !strings.Contains(id, "/") && !Allowed(URL(prefix, id), prefixes) {
+		// An id with a slash may hide a ".." behind "%2F", one with a
+		// backslash, a percent sign or a non-ASCII character may be
+		// decoded into something else by the receiver: refused, by design.
+		if id != "" && config.CheckID(id) == "" && plainID(id) && !Allowed(URL(prefix, id), prefixes) {
 			t.Fatalf("prefix %q does not allow its callback URL %q", prefix, URL(prefix, id))
 		}
 	})
@@ -136,4 +168,16 @@ func FuzzRetryAfter(f *testing.F) {
 			t.Fatalf("retryAfter(%q) = %v", v, d)
 		}
 	})
+}
+
+// plainID reports whether an id is printable ASCII without "/", "\", "%"
+// or ";" (a ";" may cut a segment down to ".." for some servers): the ids
+// whose callback URL every prefix allows.
+func plainID(id string) bool {
+	for i := 0; i < len(id); i++ {
+		if c := id[i]; c < 0x20 || c >= 0x7f || c == '/' || c == '\\' || c == '%' || c == ';' {
+			return false
+		}
+	}
+	return true
 }

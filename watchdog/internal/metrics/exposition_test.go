@@ -16,8 +16,9 @@ import (
 // the order of families and series, the metadata lines, and the number
 // formats are what scrapers and dashboards have seen since. One series was
 // added later by hand, where VictoriaMetrics' sort puts it:
-// code="TOO_MANY_CONNECTIONS"; and later the queue's: code="QUEUE_TIMEOUT",
-// watchdog_queue_depth and watchdog_queue_wait_seconds.
+// code="TOO_MANY_CONNECTIONS"; later the queue's: code="QUEUE_TIMEOUT",
+// watchdog_queue_depth and watchdog_queue_wait_seconds; and one family,
+// where its name sorts: watchdog_log_lines_dropped_total.
 const vmExposition = `# HELP watchdog_callback_failures_total
 # TYPE watchdog_callback_failures_total counter
 watchdog_callback_failures_total{function="fn"} 1
@@ -49,6 +50,9 @@ watchdog_invocations_in_flight{function="fn"} 1
 # TYPE watchdog_invocations_total counter
 watchdog_invocations_total{function="fn",mode="WARM",success="false"} 1
 watchdog_invocations_total{function="fn",mode="WARM",success="true"} 5
+# HELP watchdog_log_lines_dropped_total
+# TYPE watchdog_log_lines_dropped_total counter
+watchdog_log_lines_dropped_total{function="fn"} 0
 # HELP watchdog_orphans_reaped_total
 # TYPE watchdog_orphans_reaped_total counter
 watchdog_orphans_reaped_total{function="fn"} 3

@@ -15,6 +15,7 @@
 //	watchdog_orphans_reaped_total{function}              counter
 //	watchdog_queue_depth{function}                       gauge
 //	watchdog_queue_wait_seconds{function}                histogram
+//	watchdog_log_lines_dropped_total{function}           counter
 //
 // Every series is created up front, so recording an invocation is a few
 // atomic operations (and a short lock for the histogram), with no map
@@ -73,6 +74,8 @@ type Metrics struct {
 	queueDepth        *counter
 	queueWait         *histogram
 	queueDepthOf      func() uint64
+	logDropped        *counter
+	logDroppedFn      func() uint64
 
 	// families are what a scrape writes, in its order.
 	families []family
@@ -115,6 +118,7 @@ func New(function, mode string, orphansReaped func() uint64) *Metrics {
 	add("watchdog_queue_depth", "gauge", fn, m.queueDepth)
 	m.queueWait = &histogram{bounds: DurationBuckets, counts: make([]uint64, len(DurationBuckets))}
 	add("watchdog_queue_wait_seconds", "histogram", fn, m.queueWait)
+	m.logDropped = newCounter("watchdog_log_lines_dropped_total", fn)
 	for _, r := range RestartReasons {
 		m.restarts[r] = newCounter("watchdog_runtime_restarts_total", fn+`,reason="`+r+`"`)
 	}
@@ -175,8 +179,16 @@ func (m *Metrics) ReadQueueDepth(depth func() uint64) { m.queueDepthOf = depth }
 // CallbackFailed records a result whose callback could not be delivered.
 func (m *Metrics) CallbackFailed() { m.callbackFailures.Inc() }
 
+// CountLogDropped makes f the source of watchdog_log_lines_dropped_total
+// (log records and output lines dropped because nothing read the
+// watchdog's output), read at every scrape.
+func (m *Metrics) CountLogDropped(f func() uint64) { m.logDroppedFn = f }
+
 // WritePrometheus writes every metric in the Prometheus text format.
 func (m *Metrics) WritePrometheus(w io.Writer) {
+	if m.logDroppedFn != nil {
+		m.logDropped.Store(m.logDroppedFn())
+	}
 	if m.orphansReaped != nil {
 		m.orphans.Store(m.orphansReaped())
 	}

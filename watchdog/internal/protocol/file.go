@@ -3,6 +3,7 @@ package protocol
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"nanofaas.dev/watchdog/config"
+	"nanofaas.dev/watchdog/internal/logging"
 	"nanofaas.dev/watchdog/internal/process"
 	"nanofaas.dev/watchdog/result"
 )
@@ -39,15 +41,15 @@ func (f *File) Invoke(ctx context.Context, inv Invocation) result.Result {
 	if payload == nil {
 		payload = []byte("null")
 	}
-	if err := os.WriteFile(f.cfg.InputFile, payload, 0o644); err != nil {
+	if err := writeInput(f.cfg.InputFile, payload); err != nil {
 		return result.Failure(result.SpawnError, "cannot write INPUT_FILE %s: %v (make its directory writable, or set INPUT_FILE)", f.cfg.InputFile, err).Took(start)
 	}
 	env := append(invocationEnv(inv), "INPUT_FILE="+f.cfg.InputFile, "OUTPUT_FILE="+f.cfg.OutputFile)
 	c, err := f.deps.Procs.StartChild(process.Options{
 		Argv:       f.cfg.Command,
 		Env:        childEnv(f.cfg, env...),
-		StdoutSink: f.deps.Stdout,
-		StderrSink: f.deps.Stderr,
+		StdoutSink: logging.ForExecution(f.deps.Stdout, inv.ExecutionID),
+		StderrSink: logging.ForExecution(f.deps.Stderr, inv.ExecutionID),
 	})
 	if err != nil {
 		return spawnFailure(err).Took(start)
@@ -68,6 +70,33 @@ func (f *File) Invoke(ctx context.Context, inv Invocation) result.Result {
 		return bad.WithExitCode(0).Took(start)
 	}
 	return result.Success(doc).WithExitCode(0).Took(start)
+}
+
+// writeInput writes the payload to a new file at path. Whatever is there
+// first is removed, not written through: a symbolic link (or a hard link)
+// planted at INPUT_FILE, by a previous function say, would otherwise make
+// the watchdog overwrite its target. The file is then created exclusively
+// and without following links, so one put back in between is refused.
+func writeInput(path string, data []byte) error {
+	if err := syscall.Unlink(path); err != nil && err != syscall.ENOENT {
+		// On a read-only filesystem the removal fails even when there is
+		// nothing to remove: then the creation says what is wrong.
+		if _, statErr := os.Lstat(path); !errors.Is(statErr, fs.ErrNotExist) {
+			return &fs.PathError{Op: "remove", Path: path, Err: err}
+		}
+	}
+	file, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o644)
+	if errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("%w: something created it again between its removal and the watchdog's write (is a process of an earlier invocation still running?)", err)
+	}
+	if err != nil {
+		return err
+	}
+	_, err = file.Write(data)
+	if cerr := file.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // readOutput reads OUTPUT_FILE up to the output limit. It refuses anything

@@ -75,6 +75,9 @@ type Deps struct {
 	// Stdout and Stderr receive the function's output lines that are not
 	// its result (the container log).
 	Stdout, Stderr io.Writer
+	// LogDropped, when not nil, returns how many log records and output
+	// lines were dropped because nothing read the watchdog's output.
+	LogDropped func() uint64
 }
 
 // NewProcess returns a Process for cfg.Protocol, or nil when the protocol

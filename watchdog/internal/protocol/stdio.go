@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"nanofaas.dev/watchdog/config"
+	"nanofaas.dev/watchdog/internal/logging"
 	"nanofaas.dev/watchdog/internal/process"
 	"nanofaas.dev/watchdog/result"
 )
@@ -28,7 +29,7 @@ func (s *STDIO) Invoke(ctx context.Context, inv Invocation) result.Result {
 		Env:           childEnv(s.cfg, invocationEnv(inv)...),
 		Stdin:         payload,
 		CaptureStdout: s.cfg.MaxOutputBytes,
-		StderrSink:    s.deps.Stderr,
+		StderrSink:    logging.ForExecution(s.deps.Stderr, inv.ExecutionID),
 	})
 	if err != nil {
 		return spawnFailure(err).Took(start)

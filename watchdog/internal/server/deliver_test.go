@@ -39,7 +39,7 @@ func TestDeliverRegistersButSendsOnlyWhenTold(t *testing.T) {
 	if send == nil {
 		t.Fatal("deliver refused the only pending result")
 	}
-	if n := s.pendingN; n != 1 {
+	if n := s.pending.pendingDeliveries(); n != 1 {
 		t.Errorf("%d deliveries pending after deliver, want 1 (the drain must see it)", n)
 	}
 	time.Sleep(200 * time.Millisecond)
@@ -54,7 +54,7 @@ func TestDeliverRegistersButSendsOnlyWhenTold(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.deliveries.Wait()
-	if n := s.pendingN; n != 0 {
+	if n := s.pending.pendingDeliveries(); n != 0 {
 		t.Errorf("%d deliveries pending after the send, want 0", n)
 	}
 }

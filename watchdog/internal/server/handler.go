@@ -32,6 +32,7 @@ var (
 
 // ServeHTTP routes /invoke, /health and /metrics.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	closeAfterTransferEncoding(w, r)
 	switch r.URL.Path {
 	case "/invoke":
 		s.serveInvoke(w, r)
@@ -293,7 +294,10 @@ func (s *Server) parse(r *http.Request, body []byte, req *request) string {
 		return ""
 	}
 	var env envelope
-	if err := json.Unmarshal(body, &env); err != nil {
+	if err := decodeEnvelope(body, &env); err != nil {
+		if ke, ok := err.(*keyError); ok {
+			return ke.msg
+		}
 		return fmt.Sprintf(`the request body is not an invocation envelope (%v): send {"execution_id":"...","payload":...}, or the payload alone with an X-Execution-Id header`, err)
 	}
 	if env.ExecutionID == "" {
@@ -344,10 +348,10 @@ func (s *Server) parse(r *http.Request, body []byte, req *request) string {
 // environment.
 func checkIDs(executionID, traceID string) string {
 	if msg := config.CheckID(executionID); msg != "" {
-		return fmt.Sprintf("execution_id %s cannot be used: it has %s (an id is UTF-8 text of at most %d bytes without control characters or surrounding blanks)", quoteID(executionID), msg, config.MaxIDBytes)
+		return fmt.Sprintf("execution_id %s cannot be used: it has %s (an id is UTF-8 text of at most %d bytes without control or invisible characters or surrounding blanks)", quoteID(executionID), msg, config.MaxIDBytes)
 	}
 	if msg := config.CheckID(traceID); msg != "" {
-		return fmt.Sprintf("trace_id %s cannot be used: it has %s (an id is UTF-8 text of at most %d bytes without control characters or surrounding blanks)", quoteID(traceID), msg, config.MaxIDBytes)
+		return fmt.Sprintf("trace_id %s cannot be used: it has %s (an id is UTF-8 text of at most %d bytes without control or invisible characters or surrounding blanks)", quoteID(traceID), msg, config.MaxIDBytes)
 	}
 	return ""
 }
@@ -498,41 +502,18 @@ func (s *Server) deliver(req *request, res result.Result) func() {
 	if res.Error != nil {
 		size += int64(len(res.Error.Message))
 	}
-	if pending, ok := s.reserveDelivery(size); !ok {
+	trusted := base == s.cfg.CallbackURL
+	if why, ok := s.pending.reserve(base, trusted, size); !ok {
 		s.m.CallbackFailed()
-		callback.Undelivered(log, callback.Delivery{URL: callback.URL(base, id),
-			Reason: fmt.Sprintf("not attempted: %d callbacks are already pending (at most %d, and %d bytes of results): the control plane is not taking results", pending, s.opts.MaxPendingDeliveries, s.opts.MaxPendingBytes),
-		}, res.Marshal())
+		callback.Undelivered(log, callback.Delivery{URL: callback.URL(base, id), Reason: why}, res.Marshal())
 		return nil
 	}
 	s.deliveries.Add(1)
 	return func() {
 		defer s.deliveries.Done()
-		defer s.releaseDelivery(size)
+		defer s.pending.release(base, trusted, size)
 		if d := s.cb.Deliver(s.deliveryCtx, base, id, trace, res, log); !d.Delivered {
 			s.m.CallbackFailed()
 		}
 	}
-}
-
-// reserveDelivery counts a result of size bytes as pending, unless the
-// bounds are reached; the first one always fits. It returns how many were
-// pending.
-func (s *Server) reserveDelivery(size int64) (int, bool) {
-	s.pendingMu.Lock()
-	defer s.pendingMu.Unlock()
-	n := s.pendingN
-	if n >= s.opts.MaxPendingDeliveries || n > 0 && s.pendingBytes+size > s.opts.MaxPendingBytes {
-		return n, false
-	}
-	s.pendingN++
-	s.pendingBytes += size
-	return n, true
-}
-
-func (s *Server) releaseDelivery(size int64) {
-	s.pendingMu.Lock()
-	s.pendingN--
-	s.pendingBytes -= size
-	s.pendingMu.Unlock()
 }

@@ -99,10 +99,8 @@ type Server struct {
 	lastEnd atomic.Int64
 
 	deliveries sync.WaitGroup
-	// pendingN and pendingBytes count the deliveries in progress.
-	pendingMu    sync.Mutex
-	pendingN     int
-	pendingBytes int64
+	// pending counts the deliveries in progress (see deliveryBudget).
+	pending deliveryBudget
 	// deliveryCtx is cancelled when shutdown stops waiting for deliveries.
 	deliveryCtx      context.Context
 	cancelDeliveries context.CancelFunc
@@ -124,6 +122,8 @@ func NewWithOptions(cfg config.Config, deps protocol.Deps, cb *callback.Client, 
 		q:     newQueue(concurrency, cfg.WarmQueueSize),
 		epoch: time.Now(),
 	}
+	s.pending.maxN, s.pending.maxBytes = opts.MaxPendingDeliveries, opts.MaxPendingBytes
+	s.m.CountLogDropped(deps.LogDropped)
 	s.m.ReadQueueDepth(func() uint64 {
 		_, _, waiting := s.q.counts()
 		return uint64(waiting)

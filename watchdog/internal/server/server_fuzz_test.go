@@ -68,7 +68,11 @@ func (echoRuntime) Invoke(_ context.Context, inv protocol.Invocation) result.Res
 //     body (trimmed), or null for an empty body;
 //   - a timeout from 1 ms to 24 h;
 //   - a callback URL that is CALLBACK_URL, or an absolute http(s) URL whose
-//     target is under CALLBACK_ALLOWED_PREFIXES.
+//     target is under CALLBACK_ALLOWED_PREFIXES;
+//   - in the envelope form, keys that are exact and unique: no key appears
+//     twice, none differs from an envelope key only by case or folding,
+//     and the fields are what encoding/json makes of the same body (once
+//     keys are exact and unique, the two must agree).
 //
 // A refused request gets a message that renders as a JSON error body.
 func FuzzParse(f *testing.F) {
@@ -87,6 +91,11 @@ func FuzzParse(f *testing.F) {
 		{`{not json`, "h3", ""},
 		{`{"execution_id":"x"} trailing`, "", ""},
 		{"\xff\xfe", "", ""},
+		{`{"execution_id":"a","callbac\u212a_url":"http://evil/"}`, "", ""},
+		{`{"execution_id":"a","execution_id":"b"}`, "", ""},
+		{`{"execution_id":"a","callback\u005furl":"http://evil/"}`, "", ""},
+		{`{"execution_id":"a","x":1,"x":2,"payload":{"a":1,"a":2}}`, "", ""},
+		{`null`, "", ""},
 	} {
 		f.Add([]byte(seed.body), seed.id, seed.trace)
 	}
@@ -136,7 +145,51 @@ func FuzzParse(f *testing.F) {
 		if req.callbackURL != s.cfg.CallbackURL && !callback.Allowed(callback.URL(req.callbackURL, req.executionID), s.cfg.CallbackAllowedPrefixes) {
 			t.Fatalf("accepted callback URL %q outside CALLBACK_ALLOWED_PREFIXES", req.callbackURL)
 		}
+		if !req.headerForm {
+			checkExactKeys(t, body, &req)
+		}
 	})
+}
+
+// checkExactKeys checks an accepted envelope's keys against the top-level
+// keys of body, and its fields against encoding/json's reading of it.
+func checkExactKeys(t *testing.T, body []byte, req *request) {
+	t.Helper()
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return // null
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			t.Fatalf("accepted %q, which is not an object: %v", body, err)
+		}
+		key := tok.(string)
+		if seen[key] {
+			t.Fatalf("accepted %q with key %q twice", body, key)
+		}
+		seen[key] = true
+		for _, k := range []string{"execution_id", "callback_url", "trace_id", "payload", "timeout_ms"} {
+			if key != k && strings.EqualFold(key, k) {
+				t.Fatalf("accepted %q with key %q for %q", body, key, k)
+			}
+		}
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			t.Fatalf("accepted %q: %v", body, err)
+		}
+	}
+	var env envelope
+	if err := json.Unmarshal(body, &env); err != nil {
+		t.Fatalf("accepted %q, which encoding/json refuses: %v", body, err)
+	}
+	if env.ExecutionID != req.executionID || env.TraceID != "" && env.TraceID != req.traceID {
+		t.Fatalf("%q: ids %q/%q, encoding/json reads %q/%q", body, req.executionID, req.traceID, env.ExecutionID, env.TraceID)
+	}
+	if len(env.Payload) > 0 && !bytes.Equal(env.Payload, req.payload) {
+		t.Fatalf("%q: payload %q, encoding/json reads %q", body, req.payload, env.Payload)
+	}
 }
 
 // FuzzEnvelopeRoundTrip: a valid envelope, encoded by any JSON encoder,

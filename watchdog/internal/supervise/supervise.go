@@ -3,6 +3,7 @@
 package supervise
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -10,9 +11,10 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
-	"nanofaas.dev/watchdog/internal/callback"
 	"nanofaas.dev/watchdog/config"
+	"nanofaas.dev/watchdog/internal/callback"
 	"nanofaas.dev/watchdog/internal/logging"
 	"nanofaas.dev/watchdog/internal/oneshot"
 	"nanofaas.dev/watchdog/internal/process"
@@ -22,6 +24,10 @@ import (
 
 // ExitConfig is the exit status for a bad configuration.
 const ExitConfig = 2
+
+// flushAtExit bounds how long the watchdog waits, when it exits, for its
+// last log records to be taken by whoever reads its output.
+const flushAtExit = 5 * time.Second
 
 // forwarded are the signals passed on to the function's process group.
 var forwarded = []os.Signal{syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2}
@@ -34,13 +40,23 @@ func Run(ctx context.Context, env []string, stdout, stderr io.Writer) int {
 		return ExitConfig
 	}
 	tuneRuntime()
-	errOut := logging.NewSyncWriter(stderr)
+	protectErr := protectSecrets()
+	// Nothing the watchdog writes may block it: a container log that
+	// nobody reads must not stall invocations (see logging.AsyncWriter).
+	errOut := logging.NewAsyncWriter(stderr, 0)
+	stdOut := logging.NewAsyncWriter(stdout, 0)
+	defer closeBoth(stdOut, errOut)
 	log := logging.New(errOut, cfg.LogLevel, cfg.LogFormat)
+	errOut.Notice, stdOut.Notice = dropNotice(cfg, "stderr"), dropNotice(cfg, "stdout")
 	if cfg.Lifecycle == config.OneShot {
 		log = log.With("execution_id", cfg.ExecutionID)
 		if cfg.TraceID != "" {
 			log = log.With("trace_id", cfg.TraceID)
 		}
+	}
+
+	if protectErr != nil {
+		log.Warn("the function may read WARM_AUTH_TOKEN from the watchdog's /proc files", "error", protectErr.Error())
 	}
 
 	reapAll := os.Getpid() == 1 || cfg.Subreaper
@@ -57,7 +73,13 @@ func Run(ctx context.Context, env []string, stdout, stderr io.Writer) int {
 	stopSignals := forwardSignals(procs, log, cancel, cfg.Lifecycle == config.Server)
 	defer stopSignals()
 
-	deps := protocol.Deps{Procs: procs, Log: log, Stdout: logging.NewSyncWriter(stdout), Stderr: errOut}
+	fnOut := logging.NewFunctionOutput(stdOut, cfg.LogFormat, cfg.FunctionLogFormat, "stdout")
+	fnErr := logging.NewFunctionOutput(errOut, cfg.LogFormat, cfg.FunctionLogFormat, "stderr")
+	if cfg.Lifecycle == config.OneShot {
+		fnOut, fnErr = fnOut.ForExecution(cfg.ExecutionID), fnErr.ForExecution(cfg.ExecutionID)
+	}
+	deps := protocol.Deps{Procs: procs, Log: log, Stdout: fnOut, Stderr: fnErr,
+		LogDropped: func() uint64 { return errOut.Dropped() + stdOut.Dropped() }}
 	cb := callback.NewClient(cfg.CallbackAttempts, cfg.CallbackBackoff, cfg.CallbackTimeout, log)
 	log.Debug("watchdog starting", "lifecycle", string(cfg.Lifecycle), "protocol", string(cfg.Protocol), "pid1", os.Getpid() == 1, "reap_all", reapAll)
 	if cfg.Lifecycle == config.Server {
@@ -105,4 +127,27 @@ func forwardSignals(procs *process.Manager, log *slog.Logger, cancel context.Can
 		signal.Stop(sigs)
 		close(done)
 	}
+}
+
+// dropNotice returns the record written once a stream takes bytes again
+// after some were dropped (see logging.AsyncWriter).
+func dropNotice(cfg config.Config, stream string) func(uint64) []byte {
+	return func(n uint64) []byte {
+		var b bytes.Buffer
+		logging.New(&b, cfg.LogLevel, cfg.LogFormat).Warn("log lines dropped: nothing read the watchdog's "+stream+" for a while (counted in watchdog_log_lines_dropped_total)",
+			"stream", stream, "dropped", n)
+		return b.Bytes()
+	}
+}
+
+// closeBoth writes out what the two writers still hold, each waiting at
+// most flushAtExit for its reader, at the same time.
+func closeBoth(a, b *logging.AsyncWriter) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		a.Close(flushAtExit)
+	}()
+	b.Close(flushAtExit)
+	<-done
 }
