@@ -11,13 +11,14 @@ import (
 	"os/signal"
 	"syscall"
 
-	"nanofaas.dev/watchdog/internal/callback"
 	"nanofaas.dev/watchdog/config"
+	"nanofaas.dev/watchdog/internal/callback"
 	"nanofaas.dev/watchdog/internal/logging"
 	"nanofaas.dev/watchdog/internal/oneshot"
 	"nanofaas.dev/watchdog/internal/process"
 	"nanofaas.dev/watchdog/internal/protocol"
 	"nanofaas.dev/watchdog/internal/server"
+	"nanofaas.dev/watchdog/procio"
 )
 
 // ExitConfig is the exit status for a bad configuration.
@@ -34,7 +35,7 @@ func Run(ctx context.Context, env []string, stdout, stderr io.Writer) int {
 		return ExitConfig
 	}
 	tuneRuntime()
-	errOut := logging.NewSyncWriter(stderr)
+	errOut := procio.NewSyncWriter(stderr)
 	log := logging.New(errOut, cfg.LogLevel, cfg.LogFormat)
 	if cfg.Lifecycle == config.OneShot {
 		log = log.With("execution_id", cfg.ExecutionID)
@@ -57,7 +58,7 @@ func Run(ctx context.Context, env []string, stdout, stderr io.Writer) int {
 	stopSignals := forwardSignals(procs, log, cancel, cfg.Lifecycle == config.Server)
 	defer stopSignals()
 
-	deps := protocol.Deps{Procs: procs, Log: log, Stdout: logging.NewSyncWriter(stdout), Stderr: errOut}
+	deps := protocol.Deps{Procs: procs, Log: log, Stdout: procio.NewSyncWriter(stdout), Stderr: errOut}
 	cb := callback.NewClient(cfg.CallbackAttempts, cfg.CallbackBackoff, cfg.CallbackTimeout, log)
 	log.Debug("watchdog starting", "lifecycle", string(cfg.Lifecycle), "protocol", string(cfg.Protocol), "pid1", os.Getpid() == 1, "reap_all", reapAll)
 	if cfg.Lifecycle == config.Server {
