@@ -126,7 +126,7 @@ func runEmulator(t *testing.T, bin string, env []string, args ...string) result 
 	return result{Stdout: stdout.String(), Stderr: stderr.String(), Code: code}
 }
 
-var reportRE = regexp.MustCompile(`\nREPORT execution_id=(\S+) status=(\S+) duration_ms=(\d+) init_ms=(\d+) max_rss_kb=(\d+) exit_code=(\S+)\n$`)
+var reportRE = regexp.MustCompile(`\nREPORT execution_id=(\S+) status=(\S+) duration_ms=(\d+) init_ms=(\d+) max_rss_kb=(\d+) max_rss_method=cgroup exit_code=(\S+)\n$`)
 
 // TestDocker runs the emulator binary (built static, as images need it)
 // with --image and serve --docker.

@@ -15,6 +15,8 @@ import (
 	"sync"
 	"time"
 
+	"nanofaas.dev/devkit/receiver"
+	"nanofaas.dev/watchdog/procio"
 	"nanofaas.dev/watchdog/result"
 )
 
@@ -54,7 +56,7 @@ type Server struct {
 	runner *Runner
 	out    io.Writer
 	log    *prefixWriter
-	recv   *Receiver
+	recv   *receiver.Receiver
 	env    map[string]string
 	base   string
 
@@ -112,14 +114,17 @@ type executionView struct {
 	InitMs      *int64          `json:"initMs"`
 	DurationMs  *int64          `json:"durationMs"`
 	MaxRSSKB    *int64          `json:"maxRssKb"`
-	ExitCode    *int            `json:"exitCode"`
-	Runtime     string          `json:"runtime,omitempty"`
-	Warm        bool            `json:"warm"`
+	// MaxRSSMethod says how maxRssKb was measured ("vmhwm-sampled" or
+	// "cgroup"); null when it was not.
+	MaxRSSMethod *string `json:"maxRssMethod"`
+	ExitCode     *int    `json:"exitCode"`
+	Runtime      string  `json:"runtime,omitempty"`
+	Warm         bool    `json:"warm"`
 }
 
 // NewServer loads the functions and prepares the control plane.
 func NewServer(o ServeOptions, stderr io.Writer) (*Server, error) {
-	out := NewSyncWriter(stderr)
+	out := procio.NewSyncWriter(stderr)
 	if o.History <= 0 {
 		o.History = 1000
 	}
@@ -141,8 +146,7 @@ func NewServer(o ServeOptions, stderr io.Writer) (*Server, error) {
 		execs:     map[string]*Execution{},
 	}
 	s.runCtx, s.cancelRun = context.WithCancel(context.Background())
-	s.recv = NewReceiver(func(format string, args ...any) { s.log.Printf(format, args...) })
-	s.recv.Unknown = s.lateCallback
+	s.recv = NewReceiver(func(format string, args ...any) { s.log.Printf(format, args...) }, s.lateCallback)
 	sources := o.Functions
 	if len(sources) == 0 {
 		sources = []string{""}
@@ -183,7 +187,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	if s.runner.Docker {
 		host = DockerHost
 	}
-	s.base = fmt.Sprintf("http://%s:%d%s", host, addr.Port, CallbackPath)
+	s.base = fmt.Sprintf("http://%s:%d%s", host, addr.Port, receiver.ExecutionsPath)
 	if s.runner.Docker && !addr.IP.IsUnspecified() {
 		s.log.Printf("warning: --docker containers call back to %s, but the API listens on %s only; use --listen 0.0.0.0:%d", DockerHost, addr, addr.Port)
 	}
@@ -274,7 +278,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/functions/{name}", s.handleFunction)
 	mux.HandleFunc("GET /v1/executions", s.handleExecutions)
 	mux.HandleFunc("GET /v1/executions/{id}", s.handleExecution)
-	mux.Handle("POST "+CallbackPath+"/{complete}", s.recv)
+	mux.Handle("POST "+receiver.ExecutionsPath+"/{complete}", s.recv)
 	mux.HandleFunc("GET /health", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
@@ -497,6 +501,9 @@ func (s *Server) view(ex *Execution) executionView {
 		v.InitMs = known(r.InitMs)
 		v.DurationMs = known(r.DurationMs)
 		v.MaxRSSKB = known(r.MaxRSSKB)
+		if v.MaxRSSKB != nil {
+			v.MaxRSSMethod = &r.MaxRSSMethod
+		}
 		v.ExitCode = r.ExitCode
 		v.Runtime = r.Runtime
 		v.Warm = r.Warm
