@@ -127,6 +127,28 @@ func TestReadMemory(t *testing.T) {
 		t.Errorf("peak after touching 32 MiB = %d kB, want at least %d kB", after.Peak, before.RSS+30<<10)
 	}
 	_ = buf[len(buf)-1]
+	if after.File <= 0 {
+		t.Errorf("RssFile of this process = %d kB, want > 0 (its binary is mapped)", after.File)
+	}
+}
+
+func TestReadUsage(t *testing.T) {
+	f, err := os.Open(os.DevNull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	u, err := ReadUsage(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A Go program has several threads; stdin, stdout, stderr and f are open.
+	if u.Threads < 2 || u.FDs < 4 {
+		t.Errorf("ReadUsage(self) = %+v, want at least 2 threads and 4 descriptors", u)
+	}
+	if _, err := ReadUsage(1 << 30); err == nil {
+		t.Error("ReadUsage of a pid that cannot exist succeeded")
+	}
 }
 
 func TestStopGroupEndsACooperativeGroupWithinGrace(t *testing.T) {
