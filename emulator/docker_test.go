@@ -52,12 +52,11 @@ func requireImage(t *testing.T, image string) {
 	}
 }
 
-// buildEmulator builds a static emulator binary (cmd/emulator) into dir.
+// buildEmulator builds a static emulator binary (emulator/cmd/emulator) into dir.
 func buildEmulator(t *testing.T, dir string) string {
 	t.Helper()
 	bin := filepath.Join(dir, "emulator")
 	cmd := exec.Command("go", "build", "-o", bin, "./cmd/emulator")
-	cmd.Dir = ".."
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("cannot build the emulator: %v\n%s", err, out)
