@@ -14,6 +14,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"nanofaas.dev/devkit/receiver"
 )
 
 // The control-plane API: upstream nanofaas 0.5.0's endpoints, status codes
@@ -62,7 +64,7 @@ type methods map[string]http.HandlerFunc
 // Handler is the control-plane API.
 func (s *Server) Handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if strings.HasPrefix(r.URL.Path, CallbackPath+"/") {
+		if strings.HasPrefix(r.URL.Path, receiver.ExecutionsPath+"/") {
 			s.recv.ServeHTTP(w, r)
 			return
 		}

@@ -52,12 +52,11 @@ func requireImage(t *testing.T, image string) {
 	}
 }
 
-// buildEmulator builds a static emulator binary (cmd/emulator) into dir.
+// buildEmulator builds a static emulator binary (emulator/cmd/emulator) into dir.
 func buildEmulator(t *testing.T, dir string) string {
 	t.Helper()
 	bin := filepath.Join(dir, "emulator")
 	cmd := exec.Command("go", "build", "-o", bin, "./cmd/emulator")
-	cmd.Dir = ".."
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("cannot build the emulator: %v\n%s", err, out)
@@ -126,7 +125,7 @@ func runEmulator(t *testing.T, bin string, env []string, args ...string) result 
 	return result{Stdout: stdout.String(), Stderr: stderr.String(), Code: code}
 }
 
-var reportRE = regexp.MustCompile(`\nREPORT execution_id=(\S+) status=(\S+) duration_ms=(\d+) init_ms=(\d+) max_rss_kb=(\d+) exit_code=(\S+)\n$`)
+var reportRE = regexp.MustCompile(`\nREPORT execution_id=(\S+) status=(\S+) duration_ms=(\d+) init_ms=(\d+) max_rss_kb=(\d+) max_rss_method=cgroup exit_code=(\S+)\n$`)
 
 // TestDocker runs the emulator binary (built static, as images need it)
 // with --image, serve --docker, and serve with an image registered through

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"nanofaas.dev/watchdog/proctree"
 	"nanofaas.dev/watchdog/result"
 )
 
@@ -80,6 +81,8 @@ func (in *Instance) Invoke(ctx context.Context, inv Invocation) Outcome {
 		}
 		return out
 	}
+	peaks := in.samplePeaks()
+	defer peaks.Stop()
 	res, err := in.post(ctx, fn, inv)
 	arrived := time.Now()
 	if err != nil {
@@ -93,18 +96,27 @@ func (in *Instance) Invoke(ctx context.Context, inv Invocation) Outcome {
 		return out
 	}
 	out.finish(res, arrived)
-	out.MaxRSSKB = in.peakRSS()
+	out.MaxRSSKB, out.MaxRSSMethod = in.peakRSS(peaks)
 	return out
 }
 
-func (in *Instance) peakRSS() int64 {
+// samplePeaks follows the memory of the watchdog's runtime processes
+// during an invocation (nil with Docker, where the container's cgroup
+// measures it).
+func (in *Instance) samplePeaks() *peakSampler {
 	if in.ctr != nil {
-		return in.ctr.PeakMemoryKB()
+		return nil
 	}
-	if in.c == nil || in.c.Exited() {
-		return -1
+	return samplePeaks(in.c.Pid())
+}
+
+// peakRSS is the function's peak memory so far and how it was measured: the
+// container's cgroup peak, or the largest VmHWM of the runtime's processes.
+func (in *Instance) peakRSS(peaks *peakSampler) (int64, string) {
+	if in.ctr != nil {
+		return in.ctr.PeakMemoryKB(), MethodCgroup
 	}
-	return treePeakRSSKB(in.c.Pid())
+	return peaks.Stop(), MethodSampled
 }
 
 // envelope is the watchdog's POST /invoke body in server mode.
@@ -372,11 +384,7 @@ func (in *Instance) Status() InstanceStatus {
 		return st
 	}
 	if !in.r.Docker {
-		for _, p := range descendants(st.Pid) {
-			if ppid, _, ok := readStat(p.pid); ok && ppid == st.Pid {
-				st.RuntimePids = append(st.RuntimePids, p.pid)
-			}
-		}
+		st.RuntimePids = append(st.RuntimePids, proctree.Children(st.Pid)...)
 	}
 	client := &http.Client{Timeout: 500 * time.Millisecond, Transport: &http.Transport{Proxy: nil}}
 	defer client.CloseIdleConnections()
@@ -413,26 +421,22 @@ func (in *Instance) Restart(ctx context.Context) error {
 	return in.ensureStarted(ctx)
 }
 
-// Stop stops the watchdog for good. It returns the peak resident set size
-// of the watchdog's tree from wait4, or -1.
-func (in *Instance) Stop() int64 {
+// Stop stops the watchdog for good.
+func (in *Instance) Stop() {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	return in.stopLocked()
+	in.stopLocked()
 }
 
-func (in *Instance) stopLocked() int64 {
+func (in *Instance) stopLocked() {
 	in.stopped = true
-	rss := int64(-1)
 	if in.c != nil {
 		if in.ctr != nil {
 			in.ctr.Stop(in.r.grace())
 		}
 		in.c.Stop(in.r.grace())
-		rss = in.c.MaxRSSKB()
 		in.release()
 	}
-	return rss
 }
 
 // release forgets a watchdog that has exited. Called with mu held.

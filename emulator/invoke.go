@@ -12,6 +12,8 @@ import (
 	"reflect"
 	"strings"
 	"time"
+
+	"nanofaas.dev/watchdog/procio"
 )
 
 // Exit statuses of the emulator's commands.
@@ -233,7 +235,7 @@ func stdinHasData(f *os.File) bool {
 // Invoke runs the invoke command: one invocation, the output on stdout, the
 // logs and the REPORT line on stderr. It returns the exit status.
 func Invoke(ctx context.Context, o InvokeOptions, stdin *os.File, stdout, stderr io.Writer) int {
-	stderr = NewSyncWriter(stderr)
+	stderr = procio.NewSyncWriter(stderr)
 	fn, err := ResolveFunction(o)
 	if err != nil {
 		fmt.Fprintf(stderr, "emulator: %v\n", err)
@@ -274,18 +276,17 @@ func Invoke(ctx context.Context, o InvokeOptions, stdin *os.File, stdout, stderr
 	runner := &Runner{Watchdog: o.Watchdog, Docker: docker, Log: stderr}
 	log := runner.prefix(id)
 
-	recv := NewReceiver(func(format string, args ...any) { log.Printf("emulator: "+format, args...) })
 	addr, host := "127.0.0.1:0", "127.0.0.1"
 	if docker {
 		addr, host = "0.0.0.0:0", DockerHost
 	}
-	ln, err := listen(addr, recv)
+	recv, err := StartReceiver(addr, func(format string, args ...any) { log.Printf("emulator: "+format, args...) })
 	if err != nil {
 		fmt.Fprintf(stderr, "emulator: cannot start the callback receiver: %v\n", err)
 		return ExitFunctionError
 	}
-	defer ln.Close()
-	base := fmt.Sprintf("http://%s:%d%s", host, ln.Port, CallbackPath)
+	defer recv.Close()
+	base := recv.URL(host)
 
 	where := "on this machine in " + fn.Dir + " with " + o.Watchdog.describe()
 	if docker {

@@ -114,12 +114,12 @@ func TestReport(t *testing.T) {
 		r    Report
 		want string
 	}{
-		{Report{ExecutionID: "exec-1", Status: "success", DurationMs: 12, InitMs: 5, MaxRSSKB: 11000, ExitCode: new(int)},
-			"REPORT execution_id=exec-1 status=success duration_ms=12 init_ms=5 max_rss_kb=11000 exit_code=0"},
-		{Report{ExecutionID: "exec-2", Status: "FUNCTION_ERROR", DurationMs: 40, InitMs: 0, MaxRSSKB: 9000, ExitCode: &code},
-			"REPORT execution_id=exec-2 status=FUNCTION_ERROR duration_ms=40 init_ms=0 max_rss_kb=9000 exit_code=3"},
+		{Report{ExecutionID: "exec-1", Status: "success", DurationMs: 12, InitMs: 5, MaxRSSKB: 11000, MaxRSSMethod: MethodSampled, ExitCode: new(int)},
+			"REPORT execution_id=exec-1 status=success duration_ms=12 init_ms=5 max_rss_kb=11000 max_rss_method=vmhwm-sampled exit_code=0"},
+		{Report{ExecutionID: "exec-2", Status: "FUNCTION_ERROR", DurationMs: 40, InitMs: 0, MaxRSSKB: 9000, MaxRSSMethod: MethodSampled, ExitCode: &code},
+			"REPORT execution_id=exec-2 status=FUNCTION_ERROR duration_ms=40 init_ms=0 max_rss_kb=9000 max_rss_method=vmhwm-sampled exit_code=3"},
 		{Report{ExecutionID: "exec-3", Status: "CONFIG_ERROR", DurationMs: -1, InitMs: -1, MaxRSSKB: -1},
-			"REPORT execution_id=exec-3 status=CONFIG_ERROR duration_ms=- init_ms=- max_rss_kb=- exit_code=-"},
+			"REPORT execution_id=exec-3 status=CONFIG_ERROR duration_ms=- init_ms=- max_rss_kb=- max_rss_method=- exit_code=-"},
 	}
 	for _, tt := range tests {
 		if diff := cmp.Diff(tt.want, tt.r.Line()); diff != "" {

@@ -11,12 +11,14 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
 
 	"nanofaas.dev/devkit/freeport"
+	"nanofaas.dev/watchdog/proctree"
 )
 
 // Watchdog says how to start a watchdog process.
@@ -120,16 +122,6 @@ func (c *child) ExitString() string {
 	return "exit status " + strconv.Itoa(st.ExitCode())
 }
 
-// MaxRSSKB is the peak resident set size, in KiB, of the largest process in
-// the child's tree: wait4's rusage of the child covers the child and every
-// descendant it waited for.
-func (c *child) MaxRSSKB() int64 {
-	if ru, ok := c.state().SysUsage().(*syscall.Rusage); ok {
-		return ru.Maxrss
-	}
-	return -1
-}
-
 // Stop ends the child: SIGTERM to its group, up to grace for it to exit (it
 // stops its own function meanwhile), then SIGKILL to its group and to the
 // groups of every descendant it left, so that nothing outlives it.
@@ -140,18 +132,7 @@ func (c *child) Stop(grace time.Duration) {
 	if c.Exited() {
 		return
 	}
-	tree := descendants(c.Pid())
-	_ = syscall.Kill(-c.Pid(), syscall.SIGTERM)
-	t := time.NewTimer(grace)
-	defer t.Stop()
-	select {
-	case <-c.done:
-	case <-t.C:
-		tree = append(tree, descendants(c.Pid())...)
-		_ = syscall.Kill(-c.Pid(), syscall.SIGKILL)
-		<-c.done
-	}
-	killGroups(tree)
+	proctree.StopGroup(proctree.Group{Leader: c.Pid(), Exited: c.done, Escaped: true}, grace)
 }
 
 // Stopping reports whether Stop was called.
@@ -161,107 +142,69 @@ func (c *child) Stopping() bool {
 	return c.stopping
 }
 
-// procInfo is one process of a tree.
-type procInfo struct{ pid, pgid int }
+// peakEvery is how often a peakSampler reads the memory figures.
+const peakEvery = 5 * time.Millisecond
 
-// descendants lists every process below pid, read from /proc.
-func descendants(root int) []procInfo {
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		return nil
-	}
-	kids := map[int][]procInfo{}
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		ppid, pgid, ok := readStat(pid)
-		if ok {
-			kids[ppid] = append(kids[ppid], procInfo{pid, pgid})
-		}
-	}
-	var out []procInfo
-	queue := []int{root}
-	for len(queue) > 0 {
-		p := queue[0]
-		queue = queue[1:]
-		for _, k := range kids[p] {
-			out = append(out, k)
-			queue = append(queue, k.pid)
-		}
-	}
-	return out
+// peakSampler follows the memory high-water marks of the processes below a
+// watchdog (its function and what that started; not the watchdog itself)
+// while they run. VmHWM is reset by exec, so it is each program's own peak,
+// unlike wait4's ru_maxrss, which a process started by a Go program inherits
+// from its parent (golang/go#32054). A process's figures go when it exits,
+// so they are read every peakEvery: a peak reached less than peakEvery
+// before the exit, or a process that lived less than that, can be missed.
+type peakSampler struct {
+	root int
+	stop chan struct{}
+	done chan struct{}
+	best atomic.Int64
 }
 
-// readStat returns a process's parent and process group.
-func readStat(pid int) (ppid, pgid int, ok bool) {
-	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0, 0, false
-	}
-	i := bytes.LastIndexByte(data, ')')
-	if i < 0 {
-		return 0, 0, false
-	}
-	// After "pid (comm) ": state ppid pgrp ...
-	f := strings.Fields(string(data[i+1:]))
-	if len(f) < 3 {
-		return 0, 0, false
-	}
-	ppid, err1 := strconv.Atoi(f[1])
-	pgid, err2 := strconv.Atoi(f[2])
-	return ppid, pgid, err1 == nil && err2 == nil
-}
+// MethodSampled names the figure of a peakSampler (Report.MaxRSSMethod).
+const MethodSampled = "vmhwm-sampled"
 
-// killGroups SIGKILLs the groups (and the processes) of a tree that is left
-// over; processes already gone are ignored.
-func killGroups(tree []procInfo) {
-	seen := map[int]bool{}
-	for _, p := range tree {
-		if p.pgid > 1 && !seen[p.pgid] && p.pgid != syscall.Getpgrp() {
-			seen[p.pgid] = true
-			_ = syscall.Kill(-p.pgid, syscall.SIGKILL)
-		}
-		_ = syscall.Kill(p.pid, syscall.SIGKILL)
-	}
-}
-
-// treePeakRSSKB is the largest peak resident set size (VmHWM), in KiB, among
-// root and its descendants: the measure wait4 gives for a finished tree,
-// taken from a live one.
-func treePeakRSSKB(root int) int64 {
-	best := int64(-1)
-	for _, pid := range append([]int{root}, pids(descendants(root))...) {
-		if kb := vmHWM(pid); kb > best {
-			best = kb
-		}
-	}
-	return best
-}
-
-func pids(ps []procInfo) []int {
-	out := make([]int, len(ps))
-	for i, p := range ps {
-		out[i] = p.pid
-	}
-	return out
-}
-
-func vmHWM(pid int) int64 {
-	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
-	if err != nil {
-		return -1
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			n, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			if err == nil {
-				return n
+// samplePeaks starts sampling the processes below root.
+func samplePeaks(root int) *peakSampler {
+	s := &peakSampler{root: root, stop: make(chan struct{}), done: make(chan struct{})}
+	s.best.Store(-1)
+	go func() {
+		defer close(s.done)
+		t := time.NewTicker(peakEvery)
+		defer t.Stop()
+		for {
+			s.sample()
+			select {
+			case <-s.stop:
+				return
+			case <-t.C:
 			}
 		}
+	}()
+	return s
+}
+
+// sample reads the VmHWM of every process below root now.
+func (s *peakSampler) sample() {
+	for _, pid := range proctree.Descendants(s.root) {
+		if m, err := proctree.ReadMemory(pid); err == nil && m.Peak > s.best.Load() {
+			s.best.Store(m.Peak)
+		}
 	}
-	return -1
+}
+
+// Stop takes a last sample and stops. It returns the largest peak resident
+// set size, in KiB, of a single process seen, or -1 when none was seen.
+func (s *peakSampler) Stop() int64 {
+	if s == nil {
+		return -1
+	}
+	select {
+	case <-s.stop:
+	default:
+		close(s.stop)
+	}
+	<-s.done
+	s.sample()
+	return s.best.Load()
 }
 
 // freePort returns a TCP port for a runtime or a watchdog to bind: free a
@@ -273,26 +216,6 @@ func freePort() (int, error) {
 		return 0, fmt.Errorf("cannot find a port for the function: %w", err)
 	}
 	return port, nil
-}
-
-// syncWriter serialises whole writes, so lines never interleave.
-type syncWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-// NewSyncWriter wraps w so that concurrent writers never interleave mid-line.
-func NewSyncWriter(w io.Writer) io.Writer {
-	if s, ok := w.(*syncWriter); ok {
-		return s
-	}
-	return &syncWriter{w: w}
-}
-
-func (s *syncWriter) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.w.Write(p)
 }
 
 // prefixWriter writes each line it is given to out, prefixed.

@@ -40,11 +40,16 @@ type Report struct {
 	// InitMs = TotalMs - DurationMs: the watchdog's (and container's) start,
 	// an HTTP runtime's start until healthy, and the callback's delivery.
 	InitMs int64
-	// MaxRSSKB is the peak resident set size, in KiB, of the largest single
-	// process of the run (wait4's rusage of the watchdog, or VmHWM across a
-	// warm watchdog's tree), or the container's cgroup peak with Docker; -1
-	// when it could not be measured.
+	// MaxRSSKB is the function's own peak memory, in KiB: on this machine
+	// the largest VmHWM of a single process below the watchdog (the
+	// function and what it started, never the watchdog or the emulator),
+	// sampled while they run; with Docker the container's cgroup peak. -1
+	// when it could not be measured (e.g. the function exited before the
+	// first sample).
 	MaxRSSKB int64
+	// MaxRSSMethod says how MaxRSSKB was measured: MethodSampled,
+	// MethodCgroup, or "" when it was not.
+	MaxRSSMethod string
 	// ExitCode is the function process's exit code, when it exited by itself.
 	ExitCode *int
 	// Runtime is "host" or "docker".
@@ -60,13 +65,24 @@ func (r Report) Line() string {
 
 // fields are the report's key=value pairs.
 func (r Report) fields() string {
-	return fmt.Sprintf("execution_id=%s status=%s duration_ms=%s init_ms=%s max_rss_kb=%s exit_code=%s",
-		r.ExecutionID, r.Status, num(r.DurationMs), num(r.InitMs), num(r.MaxRSSKB), exitCode(r.ExitCode))
+	return fmt.Sprintf("execution_id=%s status=%s duration_ms=%s init_ms=%s max_rss_kb=%s max_rss_method=%s exit_code=%s",
+		r.ExecutionID, r.Status, num(r.DurationMs), num(r.InitMs), num(r.MaxRSSKB), r.rssMethod(), exitCode(r.ExitCode))
 }
 
 // LogLine is serve's one line for a completed execution.
 func (r Report) LogLine() string {
 	return fmt.Sprintf("EXECUTION function=%s %s total_ms=%d runtime=%s warm=%t", r.Function, r.fields(), r.TotalMs, r.Runtime, r.Warm)
+}
+
+// MethodCgroup names a container's cgroup memory peak (Report.MaxRSSMethod).
+const MethodCgroup = "cgroup"
+
+// rssMethod is MaxRSSMethod for the report line: "-" when nothing was measured.
+func (r Report) rssMethod() string {
+	if r.MaxRSSKB < 0 || r.MaxRSSMethod == "" {
+		return "-"
+	}
+	return r.MaxRSSMethod
 }
 
 func num(n int64) string {

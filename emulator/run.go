@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"nanofaas.dev/devkit/receiver"
 	"nanofaas.dev/watchdog/config"
 )
 
@@ -76,7 +77,7 @@ func (r *Runner) prefix(id string) *prefixWriter {
 // or, for warm functions and payloads too big for the environment, a
 // watchdog in server mode that is stopped afterwards. Cancelling ctx stops
 // the watchdog, which still reports what the function did.
-func (r *Runner) RunOnce(ctx context.Context, fn *Function, inv Invocation, recv *Receiver, callbackBase string) Outcome {
+func (r *Runner) RunOnce(ctx context.Context, fn *Function, inv Invocation, recv *receiver.Receiver, callbackBase string) Outcome {
 	if fn.Warm || len(inv.Payload) > maxEnvPayload {
 		return r.runInInstance(ctx, fn, inv)
 	}
@@ -122,6 +123,10 @@ func (r *Runner) RunOnce(ctx context.Context, fn *Function, inv Invocation, recv
 		out.fail(StatusWatchdogError, "cannot start the watchdog (%s): %v", r.Watchdog, err)
 		return out
 	}
+	var peaks *peakSampler
+	if !r.Docker {
+		peaks = samplePeaks(c.Pid())
+	}
 
 	// The watchdog enforces the timeout; this bound only catches a watchdog
 	// that hangs itself.
@@ -141,13 +146,14 @@ func (r *Runner) RunOnce(ctx context.Context, fn *Function, inv Invocation, recv
 	}
 	<-c.Done()
 	if !r.Docker {
-		out.MaxRSSKB = c.MaxRSSKB()
+		out.MaxRSSKB, out.MaxRSSMethod = peaks.Stop(), MethodSampled
 	}
 	select {
 	case cb := <-results:
-		out.finish(&cb.Result, cb.At)
+		res, _ := cb.Result() // the receiver took only results
+		out.finish(&res, cb.At)
 		if r.Docker {
-			out.MaxRSSKB = peak.Load()
+			out.MaxRSSKB, out.MaxRSSMethod = peak.Load(), MethodCgroup
 		}
 		return out
 	default:
@@ -176,10 +182,7 @@ func (r *Runner) stop(c *child, ctr *container) {
 func (r *Runner) runInInstance(ctx context.Context, fn *Function, inv Invocation) Outcome {
 	inst := NewInstance(r, fn, r.prefix(inv.ID))
 	o := inst.Invoke(ctx, inv)
-	rss := inst.Stop()
-	if rss >= 0 && !r.Docker {
-		o.MaxRSSKB = rss
-	}
+	inst.Stop()
 	o.Warm = fn.Warm
 	return o
 }

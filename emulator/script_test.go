@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -32,7 +33,23 @@ func TestMain(m *testing.M) {
 		"watchdog": func() {
 			os.Exit(watchdog.Run(context.Background(), os.Environ(), os.Stdout, os.Stderr))
 		},
+		// A STDIO function that holds MiB of touched memory (memory_test.go).
+		"memhog": memhog,
 	})
+}
+
+// memhog is the body of the test binary's "memhog MiB" command: it touches
+// MiB of memory, holds it a moment (so that a sampler reading every few
+// milliseconds sees it), and answers {} as a STDIO function.
+func memhog() {
+	mib, _ := strconv.Atoi(os.Args[1])
+	buf := make([]byte, mib<<20)
+	for i := 0; i < len(buf); i += 4096 {
+		buf[i] = 1
+	}
+	time.Sleep(time.Second)
+	runtime.KeepAlive(buf)
+	fmt.Println("{}")
 }
 
 // TestScripts runs the scenarios in testdata/script: the emulator binary,

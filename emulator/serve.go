@@ -15,6 +15,8 @@ import (
 	"sync"
 	"time"
 
+	"nanofaas.dev/devkit/receiver"
+	"nanofaas.dev/watchdog/procio"
 	"nanofaas.dev/watchdog/result"
 )
 
@@ -57,7 +59,7 @@ type Server struct {
 	runner *Runner
 	out    io.Writer
 	log    *prefixWriter
-	recv   *Receiver
+	recv   *receiver.Receiver
 	events *hub
 	env    map[string]string
 	// base is the callback URL the watchdogs get; dockerBase the one
@@ -131,14 +133,17 @@ type executionView struct {
 	InitMs      *int64          `json:"initMs,omitempty"`
 	DurationMs  *int64          `json:"durationMs,omitempty"`
 	MaxRSSKB    *int64          `json:"maxRssKb,omitempty"`
-	ExitCode    *int            `json:"exitCode,omitempty"`
-	Runtime     string          `json:"runtime,omitempty"`
-	Warm        bool            `json:"warm"`
+	// MaxRSSMethod says how maxRssKb was measured ("vmhwm-sampled" or
+	// "cgroup"); left out when it was not.
+	MaxRSSMethod *string `json:"maxRssMethod,omitempty"`
+	ExitCode     *int    `json:"exitCode,omitempty"`
+	Runtime      string  `json:"runtime,omitempty"`
+	Warm         bool    `json:"warm"`
 }
 
 // NewServer loads the functions and prepares the control plane.
 func NewServer(o ServeOptions, stderr io.Writer) (*Server, error) {
-	out := NewSyncWriter(stderr)
+	out := procio.NewSyncWriter(stderr)
 	if o.History <= 0 {
 		o.History = 1000
 	}
@@ -169,8 +174,7 @@ func NewServer(o ServeOptions, stderr io.Writer) (*Server, error) {
 	s.runCtx, s.cancelRun = context.WithCancel(context.Background())
 	s.events = newHub(o.History, s.functionSnapshot)
 	s.runner.Log = &logTee{out: out, hub: s.events}
-	s.recv = NewReceiver(func(format string, args ...any) { s.log.Printf(format, args...) })
-	s.recv.Unknown = s.lateCallback
+	s.recv = NewReceiver(func(format string, args ...any) { s.log.Printf(format, args...) }, s.lateCallback)
 	sources := o.Functions
 	if len(sources) == 0 {
 		sources = []string{""}
@@ -215,7 +219,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	if s.runner.Docker {
 		host = DockerHost
 	}
-	s.base = fmt.Sprintf("http://%s:%d%s", host, addr.Port, CallbackPath)
+	s.base = fmt.Sprintf("http://%s:%d%s", host, addr.Port, receiver.ExecutionsPath)
 	if s.runner.Docker {
 		base, err := s.dockerCallbacks(addr)
 		if err != nil {
@@ -312,7 +316,7 @@ func (s *Server) dockerCallbacks(api *net.TCPAddr) (string, error) {
 		return s.dockerBase, nil
 	}
 	if api.IP.IsUnspecified() {
-		s.dockerBase = fmt.Sprintf("http://%s:%d%s", DockerHost, api.Port, CallbackPath)
+		s.dockerBase = fmt.Sprintf("http://%s:%d%s", DockerHost, api.Port, receiver.ExecutionsPath)
 		return s.dockerBase, nil
 	}
 	gw, err := dockerGateway()
@@ -324,7 +328,7 @@ func (s *Server) dockerCallbacks(api *net.TCPAddr) (string, error) {
 		return "", fmt.Errorf("containers call back to %s (%s), but %w; listen on every address instead: --listen 0.0.0.0:%d", DockerHost, gw, err, api.Port)
 	}
 	s.dockerLn = ln
-	s.dockerBase = fmt.Sprintf("http://%s:%d%s", DockerHost, ln.Port, CallbackPath)
+	s.dockerBase = fmt.Sprintf("http://%s:%d%s", DockerHost, ln.Port, receiver.ExecutionsPath)
 	s.log.Printf("containers call back on %s:%d (Docker's bridge gateway, %s inside them)", gw, ln.Port, DockerHost)
 	return s.dockerBase, nil
 }
@@ -489,6 +493,9 @@ func (s *Server) view(ex *Execution) executionView {
 		v.InitMs = known(r.InitMs)
 		v.DurationMs = known(r.DurationMs)
 		v.MaxRSSKB = known(r.MaxRSSKB)
+		if v.MaxRSSKB != nil {
+			v.MaxRSSMethod = &r.MaxRSSMethod
+		}
 		v.ExitCode = r.ExitCode
 		v.Runtime = r.Runtime
 		v.Warm = r.Warm

@@ -28,7 +28,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -37,12 +36,13 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
-	"nanofaas.dev/watchdog"
 	"nanofaas.dev/devkit/freeport"
+	"nanofaas.dev/devkit/receiver"
+	"nanofaas.dev/watchdog"
+	"nanofaas.dev/watchdog/proctree"
 )
 
 // The parts the binary plays, chosen by its first argument.
@@ -154,12 +154,12 @@ type soak struct {
 	cmd            *exec.Cmd
 	exited         chan struct{}
 	exitErr        error
-	recv           *receiver
+	recv           *receiver.Receiver
 	client         *http.Client
 	wrong          int
 	wrongShown     int
 	counts         map[string]int
-	callbackWanted map[string]bool
+	callbackWanted map[string]<-chan receiver.Call
 }
 
 func newSoak(o options, stdout, stderr io.Writer) (*soak, error) {
@@ -172,8 +172,8 @@ func newSoak(o options, stdout, stderr io.Writer) (*soak, error) {
 		return nil, err
 	}
 	s := &soak{o: o, out: stdout, errOut: stderr, dir: dir, exited: make(chan struct{}),
-		counts: map[string]int{}, callbackWanted: map[string]bool{}}
-	s.recv, err = startReceiver()
+		counts: map[string]int{}, callbackWanted: map[string]<-chan receiver.Call{}}
+	s.recv, err = receiver.Start(receiver.Behaviour{OKStatus: http.StatusNoContent, CountOnly: true})
 	if err != nil {
 		s.cleanup()
 		return nil, err
@@ -226,7 +226,7 @@ func (s *soak) cleanup() {
 		}
 	}
 	if s.recv != nil {
-		s.recv.close()
+		s.recv.Close()
 	}
 	os.RemoveAll(s.dir)
 }
@@ -347,8 +347,8 @@ func (s *soak) call(i int) {
 	case i%20 == 15:
 		kind, want = "callback", 200
 		wantSub = fmt.Sprintf(`"execution_id":%q,"success":true,"output":{"n":%d,"pid":`, id, i)
-		body = fmt.Sprintf(`{"execution_id":%q,"callback_url":%q,"payload":{"op":"ok","n":%d}}`, id, s.recv.base, i)
-		s.callbackWanted[id] = true
+		body = fmt.Sprintf(`{"execution_id":%q,"callback_url":%q,"payload":{"op":"ok","n":%d}}`, id, s.recv.Base, i)
+		s.callbackWanted[id] = s.recv.Expect(id, nil)
 	default:
 		kind, want = "success", 200
 		wantSub = fmt.Sprintf(`"execution_id":%q,"success":true,"output":{"n":%d,"pid":`, id, i)
@@ -382,23 +382,28 @@ func (s *soak) wrongAnswer(i int, kind, what string) {
 
 // checkCallbacks waits until every result sent with a callback_url arrived.
 func (s *soak) checkCallbacks() {
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		missing := 0
-		for id := range s.callbackWanted {
-			if !s.recv.got(id) {
-				missing++
-			}
+	deadline := time.NewTimer(15 * time.Second)
+	defer deadline.Stop()
+	missing := 0
+	for _, arrived := range s.callbackWanted {
+		select {
+		case <-arrived:
+			continue
+		default:
 		}
-		if missing == 0 {
-			return
+		if missing > 0 {
+			missing++ // the deadline has passed: only count the rest
+			continue
 		}
-		if time.Now().After(deadline) {
-			s.wrong += missing
-			fmt.Fprintf(s.errOut, "soak: %d of %d callbacks never arrived\n", missing, len(s.callbackWanted))
-			return
+		select {
+		case <-arrived:
+		case <-deadline.C:
+			missing++
 		}
-		time.Sleep(50 * time.Millisecond)
+	}
+	if missing > 0 {
+		s.wrong += missing
+		fmt.Fprintf(s.errOut, "soak: %d of %d callbacks never arrived\n", missing, len(s.callbackWanted))
 	}
 }
 
@@ -423,7 +428,7 @@ func (s *soak) mix() string {
 	for _, k := range []string{"success", "header_form", "callback", "function_error", "bad_request", "timeout"} {
 		parts = append(parts, fmt.Sprintf("%s %d", k, s.counts[k]))
 	}
-	return strings.Join(parts, ", ") + fmt.Sprintf("; callbacks received %d", s.recv.count())
+	return strings.Join(parts, ", ") + fmt.Sprintf("; callbacks received %d", s.recv.Count())
 }
 
 type sample struct {
@@ -435,23 +440,11 @@ type sample struct {
 func (s *soak) sample(pid int) sample {
 	smp := sample{calls: s.counts["success"] + s.counts["header_form"] + s.counts["callback"] +
 		s.counts["function_error"] + s.counts["bad_request"] + s.counts["timeout"]}
-	status, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	for _, line := range strings.Split(string(status), "\n") {
-		k, v, _ := strings.Cut(line, ":")
-		f := strings.Fields(v)
-		if len(f) == 0 {
-			continue
-		}
-		n, _ := strconv.Atoi(f[0])
-		switch k {
-		case "VmRSS":
-			smp.rssKiB = n
-		case "Threads":
-			smp.threads = n
-		}
+	if m, err := proctree.ReadMemory(pid); err == nil {
+		smp.rssKiB = int(m.RSS)
 	}
-	if fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid)); err == nil {
-		smp.fds = len(fds)
+	if u, err := proctree.ReadUsage(pid); err == nil {
+		smp.threads, smp.fds = u.Threads, u.FDs
 	}
 	if stats, err := os.ReadFile(filepath.Join(s.dir, "stats")); err == nil {
 		var heap int
@@ -460,45 +453,3 @@ func (s *soak) sample(pid int) sample {
 	}
 	return smp
 }
-
-// receiver is the control plane's callback endpoint: it notes which
-// execution ids it received.
-type receiver struct {
-	base string
-	srv  *http.Server
-	mu   sync.Mutex
-	ids  map[string]bool
-	n    int
-}
-
-func startReceiver() (*receiver, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	r := &receiver{base: "http://" + ln.Addr().String() + "/v1/internal/executions", ids: map[string]bool{}}
-	r.srv = &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		_, _ = io.Copy(io.Discard, req.Body)
-		r.mu.Lock()
-		r.ids[req.Header.Get("X-Execution-Id")] = true
-		r.n++
-		r.mu.Unlock()
-		w.WriteHeader(http.StatusNoContent)
-	})}
-	go func() { _ = r.srv.Serve(ln) }()
-	return r, nil
-}
-
-func (r *receiver) got(id string) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.ids[id]
-}
-
-func (r *receiver) count() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.n
-}
-
-func (r *receiver) close() { _ = r.srv.Close() }

@@ -5,15 +5,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"os/exec"
 	"strconv"
-	"sync"
 	"time"
 
 	"nanofaas.dev/devkit/freeport"
+	"nanofaas.dev/devkit/receiver"
 	"nanofaas.dev/watchdog/proctree"
 )
 
@@ -190,14 +188,14 @@ func benchMemory(ctx context.Context, bins binaries, s settings) (MemoryReport, 
 	}
 	defer wd.stop(5 * time.Second)
 	time.Sleep(s.idleWait)
-	idle, err := readRSS(wd.pid)
+	idle, err := proctree.ReadMemory(wd.pid)
 	if err != nil {
 		return r, err
 	}
-	r.IdleRSSKB, r.IdleRssAnonKB, r.IdleRssFileKB = idle.VmRSS, idle.RssAnon, idle.RssFile
+	r.IdleRSSKB, r.IdleRssAnonKB, r.IdleRssFileKB = idle.RSS, idle.Anon, idle.File
 	if kids := proctree.Children(wd.pid); len(kids) > 0 {
-		if rt, err := readRSS(kids[0]); err == nil {
-			r.RuntimeIdleRSSKB = rt.VmRSS
+		if rt, err := proctree.ReadMemory(kids[0]); err == nil {
+			r.RuntimeIdleRSSKB = rt.RSS
 		}
 	}
 	t := headerForm(port)
@@ -209,18 +207,18 @@ func benchMemory(ctx context.Context, bins binaries, s settings) (MemoryReport, 
 			return r, fmt.Errorf("%w (%s)", err, wd.describe())
 		}
 		if i == s.memCalls/2 {
-			mid, err := readRSS(wd.pid)
+			mid, err := proctree.ReadMemory(wd.pid)
 			if err != nil {
 				return r, err
 			}
-			r.MidRSSKB = mid.VmRSS
+			r.MidRSSKB = mid.RSS
 		}
 	}
-	end, err := readRSS(wd.pid)
+	end, err := proctree.ReadMemory(wd.pid)
 	if err != nil {
 		return r, err
 	}
-	r.EndRSSKB, r.EndRssAnonKB, r.PeakRSSKB = end.VmRSS, end.RssAnon, end.VmHWM
+	r.EndRSSKB, r.EndRssAnonKB, r.PeakRSSKB = end.RSS, end.Anon, end.Peak
 	return r, nil
 }
 
@@ -389,34 +387,21 @@ type OneShotReport struct {
 	Watchdog Summary `json:"watchdog_to_callback"`
 }
 
-type arrival struct {
-	at   time.Time
-	id   string
-	body []byte
-}
-
 func benchOneShot(ctx context.Context, bins binaries, s settings) (OneShotReport, error) {
 	var r OneShotReport
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	recv, err := receiver.Start(receiver.Behaviour{OKStatus: http.StatusNoContent, CountOnly: true})
 	if err != nil {
 		return r, err
 	}
-	arrivals := make(chan arrival, 16)
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		at := time.Now()
-		body, _ := io.ReadAll(req.Body)
-		w.WriteHeader(http.StatusNoContent)
-		arrivals <- arrival{at: at, id: req.Header.Get("X-Execution-Id"), body: body}
-	})}
-	var wg sync.WaitGroup
-	wg.Go(func() { _ = srv.Serve(ln) })
-	defer func() { _ = srv.Close(); wg.Wait() }()
-	callbackURL := "http://" + ln.Addr().String() + "/v1/internal/executions"
+	defer recv.Close()
+	callbackURL := recv.Base
 
 	run := 0
 	oneShot := func() (time.Duration, error) {
 		run++
 		id := "bench-oneshot-" + strconv.Itoa(run)
+		arrived := recv.Expect(id, nil)
+		defer recv.Forget(id)
 		start := time.Now()
 		wd, err := startProc("watchdog (one-shot STDIO)", bins.watchdog, append([]string{
 			"EXECUTION_MODE=STDIO", "WARM=", "WATCHDOG_CMD=" + bins.gocat, "EXECUTION_ID=" + id,
@@ -429,9 +414,9 @@ func benchOneShot(ctx context.Context, bins binaries, s settings) (OneShotReport
 		timeout := time.NewTimer(15 * time.Second)
 		defer timeout.Stop()
 		select {
-		case a := <-arrivals:
-			if a.id != id || !bytes.HasPrefix(a.body, []byte(`{"success":true,"output":`+string(payload))) {
-				return 0, fmt.Errorf("callback for %q: %s, want a success with the payload for %q", a.id, excerpt(a.body), id)
+		case a := <-arrived:
+			if !bytes.HasPrefix(a.Body, []byte(`{"success":true,"output":`+string(payload))) {
+				return 0, fmt.Errorf("callback for %q: %s, want a success with the payload", id, excerpt(a.Body))
 			}
 			select {
 			case <-wd.done:
@@ -442,7 +427,7 @@ func benchOneShot(ctx context.Context, bins binaries, s settings) (OneShotReport
 			if errors.As(wd.exit, &exitErr) {
 				return 0, fmt.Errorf("one-shot watchdog: %s", wd.describe())
 			}
-			return a.at.Sub(start), nil
+			return a.At.Sub(start), nil
 		case <-timeout.C:
 			return 0, fmt.Errorf("no callback within 15s: %s", wd.describe())
 		case <-ctx.Done():

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"nanofaas.dev/devkit/freeport"
+	"nanofaas.dev/watchdog/procio"
+	"nanofaas.dev/watchdog/proctree"
 )
 
 // procs tracks every process the benchmark started, so that each is
@@ -29,7 +31,7 @@ type proc struct {
 	name   string
 	cmd    *exec.Cmd
 	pid    int
-	tail   *tailBuffer
+	tail   *procio.Tail
 	done   chan struct{}
 	exit   error
 	closed sync.Once
@@ -42,7 +44,7 @@ type proc struct {
 func startProc(name, path string, env []string, args ...string) (*proc, error) {
 	cmd := exec.Command(path, args...)
 	cmd.Env = append(os.Environ(), env...)
-	tail := &tailBuffer{max: 8 << 10}
+	tail := &procio.Tail{Max: 8 << 10}
 	cmd.Stdout = tail
 	cmd.Stderr = tail
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
@@ -79,15 +81,7 @@ func (p *proc) exited() bool {
 // SIGKILLs the group, and waits for the process to be reaped.
 func (p *proc) stop(grace time.Duration) {
 	p.closed.Do(func() {
-		_ = syscall.Kill(-p.pid, syscall.SIGTERM)
-		t := time.NewTimer(grace)
-		defer t.Stop()
-		select {
-		case <-p.done:
-		case <-t.C:
-		}
-		_ = syscall.Kill(-p.pid, syscall.SIGKILL)
-		<-p.done
+		proctree.StopGroup(proctree.Group{Leader: p.pid, Exited: p.done}, grace)
 	})
 }
 
@@ -114,29 +108,6 @@ func stopAll() {
 	for _, p := range live {
 		p.stop(2 * time.Second)
 	}
-}
-
-// tailBuffer keeps the last max bytes written to it.
-type tailBuffer struct {
-	mu  sync.Mutex
-	max int
-	buf []byte
-}
-
-func (t *tailBuffer) Write(b []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.buf = append(t.buf, b...)
-	if over := len(t.buf) - t.max; over > 0 {
-		t.buf = append(t.buf[:0], t.buf[over:]...)
-	}
-	return len(b), nil
-}
-
-func (t *tailBuffer) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return string(t.buf)
 }
 
 // freePorts returns n distinct ports for the watchdog and the runtime to
@@ -194,42 +165,4 @@ func waitReady(ctx context.Context, c *http.Client, url string, p *proc, interva
 		}
 		time.Sleep(interval)
 	}
-}
-
-// rss reads a process's memory figures from /proc, in kB.
-type rss struct {
-	VmRSS, RssAnon, RssFile, VmHWM int64
-}
-
-func readRSS(pid int) (rss, error) {
-	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
-	if err != nil {
-		return rss{}, err
-	}
-	var r rss
-	for _, line := range strings.Split(string(data), "\n") {
-		name, rest, ok := strings.Cut(line, ":")
-		if !ok {
-			continue
-		}
-		f := strings.Fields(rest)
-		if len(f) == 0 {
-			continue
-		}
-		n, _ := strconv.ParseInt(f[0], 10, 64)
-		switch name {
-		case "VmRSS":
-			r.VmRSS = n
-		case "RssAnon":
-			r.RssAnon = n
-		case "RssFile":
-			r.RssFile = n
-		case "VmHWM":
-			r.VmHWM = n
-		}
-	}
-	if r.VmRSS == 0 {
-		return r, fmt.Errorf("no VmRSS in /proc/%d/status", pid)
-	}
-	return r, nil
 }

@@ -34,8 +34,12 @@ func (c Call) ExecutionID() string {
 	return strings.TrimSuffix(id, ":complete")
 }
 
-// Result decodes the call's body (see result.Decode).
+// Result decodes the call's body (see result.Decode); a body that
+// CheckResults decoded already is not decoded again.
 func (c Call) Result() (result.Result, error) {
+	if c.res != nil {
+		return *c.res, nil
+	}
 	res, err := result.Decode(c.Body)
 	if err != nil {
 		return result.Result{}, fmt.Errorf("callback body is not a result: %v: %.200q", err, c.Body)

@@ -21,8 +21,9 @@ import (
 	"github.com/rogpeppe/go-internal/testscript"
 	"golang.org/x/sys/unix"
 
-	"nanofaas.dev/devkit/receiver"
 	"nanofaas.dev/devkit/freeport"
+	"nanofaas.dev/devkit/receiver"
+	"nanofaas.dev/watchdog/proctree"
 )
 
 type stateKey struct{}
@@ -248,15 +249,7 @@ func running(pid int) bool {
 	if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
 		return false
 	}
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	s := string(stat)
-	if i := strings.LastIndexByte(s, ')'); i >= 0 && i+2 < len(s) {
-		return s[i+2] != 'Z'
-	}
-	return true
+	return !proctree.Zombie(pid)
 }
 
 // http [-H 'K: V']... [-d BODY | -f FILE] [-timeout D] METHOD URL makes a

@@ -231,15 +231,16 @@ Standard output carries the function's output JSON and nothing else. Standard
 error carries every line of the watchdog and the function, prefixed with
 [execution id], then, last, one line:
 
-  REPORT execution_id=... status=success|FUNCTION_ERROR|TIMEOUT|... duration_ms=N init_ms=N max_rss_kb=N exit_code=N
+  REPORT execution_id=... status=success|FUNCTION_ERROR|TIMEOUT|... duration_ms=N init_ms=N max_rss_kb=N max_rss_method=M exit_code=N
 
 duration_ms is the invocation as the watchdog timed it; init_ms is the rest of
 the wall time from starting the watchdog to receiving its result (watchdog and
 container start, an HTTP runtime's start until healthy, the callback);
-max_rss_kb is the peak resident set of the largest single process of the run
-(wait4's rusage of the watchdog, which covers its waited-for descendants), or
-the container's cgroup peak with Docker; exit_code is the function process's
-exit code. "-" means unknown.`
+max_rss_kb is the function's own peak memory: the largest VmHWM of a single
+process below the watchdog, sampled every 5 ms while they run
+(max_rss_method=vmhwm-sampled; a function that lives less than that may have
+none), or the container's cgroup peak with Docker (cgroup); exit_code is the
+function process's exit code. "-" means unknown.`
 }
 
 func (c *invokeCmd) Run(r *run, g *Globals) error {

@@ -100,8 +100,9 @@ type Memory struct {
 	// RSS is the resident set now (VmRSS); Peak its high-water mark
 	// (VmHWM), which exec resets, so it is the program's own.
 	RSS, Peak int64
-	// Anon is the anonymous part of RSS (RssAnon).
-	Anon int64
+	// Anon and File are the anonymous and file-backed parts of RSS
+	// (RssAnon, RssFile).
+	Anon, File int64
 }
 
 // ReadMemory reads a process's memory figures from /proc/PID/status.
@@ -126,6 +127,8 @@ func ReadMemory(pid int) (Memory, error) {
 			dst = &m.Peak
 		case "RssAnon":
 			dst = &m.Anon
+		case "RssFile":
+			dst = &m.File
 		default:
 			continue
 		}
@@ -146,4 +149,25 @@ func ReadMemory(pid int) (Memory, error) {
 // (EPERM) still exists, so it is alive.
 func GroupAlive(pgid int) bool {
 	return !errors.Is(syscall.Kill(-pgid, 0), syscall.ESRCH)
+}
+
+// Usage is what a process holds besides memory.
+type Usage struct {
+	// Threads counts its threads, FDs its open file descriptors.
+	Threads, FDs int
+}
+
+// ReadUsage counts a process's threads (/proc/PID/task) and open file
+// descriptors (/proc/PID/fd).
+func ReadUsage(pid int) (Usage, error) {
+	dir := "/proc/" + strconv.Itoa(pid)
+	tasks, err := os.ReadDir(dir + "/task")
+	if err != nil {
+		return Usage{}, fmt.Errorf("cannot count the threads of process %d: %w", pid, err)
+	}
+	fds, err := os.ReadDir(dir + "/fd")
+	if err != nil {
+		return Usage{}, fmt.Errorf("cannot count the open files of process %d: %w", pid, err)
+	}
+	return Usage{Threads: len(tasks), FDs: len(fds)}, nil
 }

@@ -6,6 +6,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"nanofaas.dev/watchdog/procio"
 )
 
 // drainTimeout bounds how long the watchdog waits for a process's pipes to
@@ -39,7 +41,7 @@ type Child struct {
 	readers []*os.File
 	pumps   sync.WaitGroup
 	capture *Capture
-	tail    Tail
+	tail    procio.Tail
 	// stderrDone is closed when stderr has reached end-of-file.
 	stderrDone chan struct{}
 	finish     sync.Once

@@ -6,38 +6,13 @@ import (
 	"io"
 	"os"
 	"sync"
+
+	"nanofaas.dev/watchdog/procio"
 )
 
 // maxLine is the longest line passed through in one piece; longer lines are
 // split into pieces of this size, never a reason to stop reading.
 const maxLine = 64 * 1024
-
-// tailSize is how much of a stream is kept for error messages.
-const tailSize = 4096
-
-// Tail keeps the last bytes written to it.
-type Tail struct {
-	mu  sync.Mutex
-	buf []byte
-}
-
-// Write keeps the end of p (and of what came before) up to tailSize bytes.
-func (t *Tail) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.buf = append(t.buf, p...)
-	if len(t.buf) > tailSize {
-		t.buf = append(t.buf[:0], t.buf[len(t.buf)-tailSize:]...)
-	}
-	return len(p), nil
-}
-
-// String returns the kept bytes.
-func (t *Tail) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return string(t.buf)
-}
 
 // The buffers of the pumps are reused from one process to the next: a
 // process per invocation would otherwise allocate 96 KiB of them each time
@@ -51,7 +26,7 @@ var (
 
 // pumpLines copies r to w one line per Write, splitting lines longer than
 // maxLine, and copies everything to tail as well when tail is not nil.
-func pumpLines(r io.Reader, w io.Writer, tail *Tail) {
+func pumpLines(r io.Reader, w io.Writer, tail *procio.Tail) {
 	br := lineReaders.Get().(*bufio.Reader)
 	br.Reset(r)
 	defer func() {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"nanofaas.dev/watchdog/internal/logging"
+	"nanofaas.dev/watchdog/procio"
 )
 
 // The stderr pump, 1,000 lines of 100 bytes, into the container log: raw
@@ -18,7 +19,7 @@ func benchmarkPump(b *testing.B, mode string) {
 	out := logging.NewAsyncWriter(io.Discard, 0)
 	defer out.Close(time.Second)
 	sink := logging.NewFunctionOutput(out, "json", mode, "stderr").ForExecution("exec-bench")
-	var tail Tail
+	var tail procio.Tail
 	b.SetBytes(int64(len(input)))
 	b.ReportAllocs()
 	for b.Loop() {

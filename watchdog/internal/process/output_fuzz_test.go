@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"io"
 	"testing"
+
+	"nanofaas.dev/watchdog/procio"
 )
 
 // chunkReader returns data in reads whose sizes come from the fuzzer, so
@@ -77,7 +79,7 @@ func FuzzPumpLines(f *testing.F) {
 			data = append(append(append([]byte(nil), small[:at]...), run...), small[at:]...)
 		}
 		var out recorder
-		var tail Tail
+		var tail procio.Tail
 		pumpLines(&chunkReader{data: data, sizes: sizes}, &out, &tail)
 		var joined []byte
 		for i, w := range out.writes {
@@ -97,8 +99,8 @@ func FuzzPumpLines(f *testing.F) {
 			t.Fatalf("line ends lost")
 		}
 		want := data
-		if len(want) > tailSize {
-			want = want[len(want)-tailSize:]
+		if len(want) > procio.DefaultTailSize {
+			want = want[len(want)-procio.DefaultTailSize:]
 		}
 		if got := tail.String(); got != string(want) {
 			t.Fatalf("tail is %d bytes, want the last %d", len(got), len(want))

@@ -12,19 +12,21 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"nanofaas.dev/watchdog/procio"
 )
 
 func TestPumpLinesSplitsLongLines(t *testing.T) {
 	long := strings.Repeat("a", maxLine+10)
 	in := "short\n" + long + "\nno newline at end"
 	var out recorder
-	var tail Tail
+	var tail procio.Tail
 	pumpLines(strings.NewReader(in), &out, &tail)
 	want := []string{"short\n", strings.Repeat("a", maxLine) + "\n", strings.Repeat("a", 10) + "\n", "no newline at end\n"}
 	if diff := cmp.Diff(want, out.writes); diff != "" {
 		t.Errorf("writes (-want +got):\n%s", diff)
 	}
-	if got := tail.String(); len(got) != tailSize || !strings.HasSuffix(got, "no newline at end") {
+	if got := tail.String(); len(got) != procio.DefaultTailSize || !strings.HasSuffix(got, "no newline at end") {
 		t.Errorf("tail is %d bytes ending %q", len(got), got[len(got)-20:])
 	}
 }

@@ -49,26 +49,7 @@ func (p *Process) SignalGroup(sig syscall.Signal) error {
 // once the leader has been reaped (or, in the impossible case that SIGKILL
 // does not end it, after a bound).
 func (p *Process) Stop(grace time.Duration) {
-	if err := p.SignalGroup(syscall.SIGTERM); errors.Is(err, syscall.ESRCH) {
-		p.waitLeader(time.Second)
-		return
-	}
-	deadline := time.NewTimer(grace)
-	defer deadline.Stop()
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		select {
-		case <-deadline.C:
-			_ = p.SignalGroup(syscall.SIGKILL)
-			p.waitLeader(5 * time.Second)
-			return
-		case <-tick.C:
-			if p.Exited() && !proctree.GroupAlive(p.Pid) {
-				return
-			}
-		}
-	}
+	proctree.StopGroup(proctree.Group{Leader: p.Pid, Exited: p.done}, grace)
 }
 
 // Kill sends SIGKILL to the group at once and waits for the leader.

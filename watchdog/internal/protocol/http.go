@@ -111,7 +111,7 @@ func (h *HTTP) ExitStatus() (exit process.Exit, stderrTail string, ok bool) {
 	if c == nil || !c.Exited() {
 		return process.Exit{}, "", false
 	}
-	return c.Exit(), c.StderrTail(), true
+	return c.Exit(), c.StderrTailWithin(exitedStderrWait), true
 }
 
 // Start spawns the runtime and waits until HEALTH_URL answers 2xx, the
@@ -268,7 +268,11 @@ func (h *HTTP) Invoke(ctx context.Context, inv Invocation) result.Result {
 func interrupted(ctx context.Context) result.Result {
 	var in *Interruption
 	if errors.As(context.Cause(ctx), &in) {
-		return result.Failure(result.FunctionError, "%s", in.Message)
+		r := result.Failure(result.FunctionError, "%s%s", in.Message, stderrSuffix(in.StderrTail))
+		if in.Exit != nil && in.Exit.Signal == 0 {
+			r = r.WithExitCode(in.Exit.Code)
+		}
+		return r
 	}
 	return result.Failure(result.FunctionError, "invocation interrupted because the watchdog is shutting down")
 }

@@ -64,7 +64,14 @@ type Process interface {
 // Interruption is the cause to cancel an invocation's context with when
 // the invocation is stopped for a reason of the lifecycle's (not a
 // shutdown): the result is a FUNCTION_ERROR with Message as its message.
-type Interruption struct{ Message string }
+type Interruption struct {
+	Message string
+	// Exit, when not nil, is how the runtime ended (it died under the
+	// invocation), and StderrTail the end of its stderr: the result
+	// carries both, as when the invocation itself noticed the death.
+	Exit       *process.Exit
+	StderrTail string
+}
 
 func (i *Interruption) Error() string { return i.Message }
 

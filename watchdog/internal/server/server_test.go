@@ -24,6 +24,7 @@ import (
 	"nanofaas.dev/watchdog/internal/logging"
 	"nanofaas.dev/watchdog/internal/process"
 	"nanofaas.dev/watchdog/internal/protocol"
+	"nanofaas.dev/watchdog/procio"
 	"nanofaas.dev/watchdog/internal/server"
 )
 
@@ -159,7 +160,7 @@ func serveWith(t testing.TB, env []string, verbose bool, stopWithin time.Duratio
 	if verbose {
 		w = io.MultiWriter(testWriter{t}, logs)
 	}
-	log := logging.New(logging.NewSyncWriter(w), cfg.LogLevel, "json")
+	log := logging.New(procio.NewSyncWriter(w), cfg.LogLevel, "json")
 	procs := process.NewManager(log, false)
 	deps := protocol.Deps{Procs: procs, Log: log, Stdout: io.Discard, Stderr: io.Discard}
 	cb := callback.NewClient(cfg.CallbackAttempts, cfg.CallbackBackoff, cfg.CallbackTimeout, log)

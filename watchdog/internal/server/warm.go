@@ -350,10 +350,15 @@ func (w *warm) finished(g *generation, res *result.Result, executionID string) {
 func endCause(rt protocol.Process, reason string) error {
 	if reason == metrics.RestartExited {
 		how := "its process group gone"
-		if exit, _, ok := rt.ExitStatus(); ok && !exit.Success() {
+		exit, tail, ok := rt.ExitStatus()
+		if ok && !exit.Success() {
 			how = exit.String()
 		}
-		return &protocol.Interruption{Message: "runtime exited with " + how + " during the invocation"}
+		in := &protocol.Interruption{Message: "runtime exited with " + how + " during the invocation", StderrTail: tail}
+		if ok {
+			in.Exit = &exit
+		}
+		return in
 	}
 	if reason == "" {
 		return &protocol.Interruption{Message: "invocation interrupted because the watchdog is shutting down"}
