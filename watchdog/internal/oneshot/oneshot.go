@@ -7,8 +7,9 @@ import (
 	"encoding/json"
 	"log/slog"
 
-	"nanofaas.dev/watchdog/internal/callback"
 	"nanofaas.dev/watchdog/config"
+	"nanofaas.dev/watchdog/events"
+	"nanofaas.dev/watchdog/internal/callback"
 	"nanofaas.dev/watchdog/internal/protocol"
 	"nanofaas.dev/watchdog/result"
 )
@@ -39,7 +40,7 @@ func Run(ctx context.Context, cfg config.Config, deps protocol.Deps, cb *callbac
 		res = rt.Invoke(ctx, inv)
 		rt.Stop()
 	}
-	log.Info("invocation finished", "success", res.Success, "error_code", string(res.ErrorCode()), "duration_ms", res.DurationMs)
+	log.Info(events.InvocationFinished, events.KeySuccess, res.Success, events.KeyErrorCode, string(res.ErrorCode()), events.KeyDurationMs, res.DurationMs)
 	if res.Error != nil {
 		log.Info("invocation failed", "error_code", string(res.Error.Code), "message", res.Error.LogMessage())
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"nanofaas.dev/watchdog/config"
+	"nanofaas.dev/watchdog/events"
 	"nanofaas.dev/watchdog/internal/metrics"
 	"nanofaas.dev/watchdog/internal/protocol"
 	"nanofaas.dev/watchdog/proctree"
@@ -157,7 +158,7 @@ func (w *warm) run(ctx context.Context) {
 		w.rt, w.failure, w.tries, w.served = rt, nil, 0, 0
 		w.setLocked(stateReady)
 		w.mu.Unlock()
-		w.log.Info("runtime ready", "pid", pid, "startup_ms", readyAt.Sub(begun).Milliseconds())
+		w.log.Info(events.RuntimeReady, events.KeyPID, pid, events.KeyStartupMs, readyAt.Sub(begun).Milliseconds())
 
 		reason := w.watch(ctx, rt)
 		if reason == metrics.RestartExited {
