@@ -82,14 +82,14 @@ func stopRuns(s *session) []probe {
 // everyRun is every run of the session: a result must be reported once in
 // each of them.
 func everyRun(s *session) []probe {
-	out := mainRun(s)
+	var rest []probe
 	for p := range s.probes {
-		if !slices.Contains(out, p) {
-			out = append(out, p)
+		if !slices.Contains(mainRun(s), p) {
+			rest = append(rest, p)
 		}
 	}
-	slices.Sort(out)
-	return out
+	slices.Sort(rest)
+	return append(mainRun(s), rest...)
 }
 
 // blockedWarm is the verdict for checks that need a ready WARM container.
