@@ -537,10 +537,10 @@ func checkExplained(s *session) verdict {
 }
 
 // sigtermExcess is how much longer a one-shot run with KILL_GRACE_MS of
-// measureGrace may take than one with quickGrace before the runtime is
-// judged to ignore SIGTERM: half the difference, well above the noise of
-// two container starts.
-const sigtermExcess = (measureGrace - quickGrace) / 2
+// longGrace may take than one with quickGrace before the runtime is judged
+// to ignore SIGTERM: half the difference, well above the noise of two
+// container starts.
+const sigtermExcess = (longGrace - quickGrace) / 2
 
 func checkStop(s *session) verdict {
 	if s.mode == "WARM" {
@@ -569,12 +569,12 @@ func checkStop(s *session) verdict {
 	}
 	excess := long.ran - short.ran
 	if excess >= sigtermExcess {
-		return fail("with KILL_GRACE_MS=%d the container ran %v, with %d %v: %v longer, so the runtime was killed at the end of the grace: it ignores SIGTERM or takes longer than %v to stop",
-			measureGrace.Milliseconds(), long.ran.Round(10*time.Millisecond), quickGrace.Milliseconds(), short.ran.Round(10*time.Millisecond),
+		return fail("with KILL_GRACE_MS=%d the container ran %v, with %d %v: %v longer, so the runtime was killed at the end of the grace: it ignores SIGTERM or takes far longer than %v to stop",
+			longGrace.Milliseconds(), long.ran.Round(10*time.Millisecond), quickGrace.Milliseconds(), short.ran.Round(10*time.Millisecond),
 			excess.Round(10*time.Millisecond), stopBudget)
 	}
 	return pass("the run time does not depend on KILL_GRACE_MS (%v with %d, %v with %d): the runtime stops on SIGTERM",
-		long.ran.Round(10*time.Millisecond), measureGrace.Milliseconds(), short.ran.Round(10*time.Millisecond), quickGrace.Milliseconds())
+		long.ran.Round(10*time.Millisecond), longGrace.Milliseconds(), short.ran.Round(10*time.Millisecond), quickGrace.Milliseconds())
 }
 
 // functionPIDs are the host pids of the function's processes (children of
