@@ -165,13 +165,15 @@ var nonconforming = map[string]fixture{
 	"warm-fixed-port":      {failed: []string{"RT-HTTP-003"}},
 	"stdio-floats":         {expect: `{"input":"HELLO","score":5,"n":100}`},
 	"warm-stdio":           {},
+	"http-ok":              {},
 }
 
 var (
 	runtimeOnce sync.Once
-	runtimeDir  string // holds runtimeBin and standinBin; removed when the tests end
+	runtimeDir  string // holds the fixture binaries; removed when the tests end
 	runtimeBin  string
 	standinBin  string
+	treeBin     string // this tree's watchdog
 	runtimeErr  error
 	buildMu     sync.Mutex
 	built       = map[string]error{}
@@ -186,8 +188,9 @@ func removeFixtureRuntime() {
 }
 
 // buildBinaries builds, once per test process, the fixture runtime
-// (fixtures/nonconforming/runtime) and the stand-in watchdog
-// (fixtures/nonconforming/standin-watchdog), static.
+// (fixtures/nonconforming/runtime), the stand-in watchdog
+// (fixtures/nonconforming/standin-watchdog) and this tree's watchdog
+// (watchdog/cmd/watchdog), static.
 func buildBinaries(t *testing.T) {
 	t.Helper()
 	root := repoRoot(t)
@@ -200,12 +203,14 @@ func buildBinaries(t *testing.T) {
 		runtimeDir = dir
 		runtimeBin = filepath.Join(dir, "runtime")
 		standinBin = filepath.Join(dir, "standin")
-		for bin, src := range map[string]string{runtimeBin: "runtime", standinBin: "standin-watchdog"} {
+		treeBin = filepath.Join(dir, "watchdog")
+		for bin, src := range map[string]string{runtimeBin: "fixtures/nonconforming/runtime",
+			standinBin: "fixtures/nonconforming/standin-watchdog", treeBin: "watchdog/cmd/watchdog"} {
 			cmd := exec.Command("go", "build", "-trimpath", "-o", bin, ".")
-			cmd.Dir = filepath.Join(root, "fixtures", "nonconforming", src)
+			cmd.Dir = filepath.Join(root, filepath.FromSlash(src))
 			cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 			if out, err := cmd.CombinedOutput(); err != nil {
-				runtimeErr = fmt.Errorf("go build fixtures/nonconforming/%s: %v\n%s", src, err, out)
+				runtimeErr = fmt.Errorf("go build %s: %v\n%s", src, err, out)
 				return
 			}
 		}
@@ -227,7 +232,7 @@ func nonconformingImage(t *testing.T, d *conformance.Docker, variant string) str
 	defer buildMu.Unlock()
 	err, done := built[variant]
 	if !done {
-		err = buildFixture(repoRoot(t), variant, tag, false)
+		err = buildFixture(repoRoot(t), variant, tag, "")
 		built[variant] = err
 	}
 	if err != nil {
@@ -237,13 +242,27 @@ func nonconformingImage(t *testing.T, d *conformance.Docker, variant string) str
 }
 
 // standinImage builds fixtures/nonconforming/<variant> around the stand-in
-// watchdog instead of ours, under a tag of its own, and removes the image
-// by id when the test ends.
+// watchdog instead of nanofaas/watchdog, under a tag of its own, and
+// removes the image by id when the test ends.
 func standinImage(t *testing.T, variant string) string {
 	t.Helper()
 	buildBinaries(t)
-	tag := "nanofaas/standin-" + variant + ":" + randomID("t")
-	if err := buildFixture(repoRoot(t), variant, tag, true); err != nil {
+	return fixtureImageWith(t, variant, "standin", standinBin)
+}
+
+// treeImage builds fixtures/nonconforming/<variant> around the watchdog of
+// this tree (not the one in nanofaas/watchdog:latest, which may be older),
+// and removes the image by id when the test ends.
+func treeImage(t *testing.T, variant string) string {
+	t.Helper()
+	buildBinaries(t)
+	return fixtureImageWith(t, variant, "tree", treeBin)
+}
+
+func fixtureImageWith(t *testing.T, variant, kind, watchdogBin string) string {
+	t.Helper()
+	tag := "nanofaas/" + kind + "-" + variant + ":" + randomID("t")
+	if err := buildFixture(repoRoot(t), variant, tag, watchdogBin); err != nil {
 		t.Fatal(err)
 	}
 	out, err := exec.Command("docker", "image", "inspect", "--format", "{{.Id}}", tag).Output()
@@ -262,7 +281,9 @@ func standinImage(t *testing.T, variant string) string {
 // watchdogCopy is the line of a fixture Dockerfile that copies our watchdog.
 var watchdogCopy = regexp.MustCompile(`(?m)^COPY --from=watchdog /watchdog (\S+)$`)
 
-func buildFixture(root, variant, tag string, standin bool) error {
+// buildFixture builds fixtures/nonconforming/<variant> as tag; with
+// watchdogBin, that binary replaces nanofaas/watchdog's.
+func buildFixture(root, variant, tag, watchdogBin string) error {
 	ctxDir, err := os.MkdirTemp("", "conformance-build-")
 	if err != nil {
 		return err
@@ -272,13 +293,13 @@ func buildFixture(root, variant, tag string, standin bool) error {
 	if err != nil {
 		return err
 	}
-	if standin {
+	if watchdogBin != "" {
 		if !watchdogCopy.Match(df) {
 			return fmt.Errorf("fixtures/nonconforming/%s/Dockerfile does not copy the watchdog with COPY --from=watchdog /watchdog PATH", variant)
 		}
 		df = watchdogCopy.ReplaceAll(df, []byte("COPY standin $1"))
 		df = regexp.MustCompile(`(?m)^FROM nanofaas/watchdog:latest AS watchdog\n`).ReplaceAll(df, nil)
-		if err := copyFile(standinBin, filepath.Join(ctxDir, "standin")); err != nil {
+		if err := copyFile(watchdogBin, filepath.Join(ctxDir, "standin")); err != nil {
 			return err
 		}
 	}

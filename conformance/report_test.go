@@ -177,3 +177,27 @@ func TestDiffJSONComparesValues(t *testing.T) {
 		}
 	}
 }
+
+// A callback body is a result only when it says "success"; a body without
+// it (an SDK's own report) is malformed, not "failed, no error".
+func TestValidateResult(t *testing.T) {
+	for _, tc := range []struct {
+		body string
+		want string // "" valid, else part of the error
+	}{
+		{`{"success":true,"output":{"x":1},"error":null}`, ""},
+		{`{"success":false,"output":null,"error":{"code":"FUNCTION_ERROR","message":"boom"}}`, ""},
+		{`{"output":{"x":1}}`, `no "success" field`},
+		{`{"success":"yes","output":1}`, `not true or false`},
+		{`{"success":false,"output":null,"error":null}`, `without "error"`},
+		{`[1,2]`, `not a JSON object`},
+	} {
+		_, err := conformance.ValidateResult([]byte(tc.body))
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%s: %v, want valid", tc.body, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%s: error %v, want one saying %q", tc.body, err, tc.want)
+		}
+	}
+}
