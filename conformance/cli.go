@@ -13,6 +13,8 @@ import (
 
 	"github.com/alecthomas/kong"
 	tclog "github.com/testcontainers/testcontainers-go/log"
+
+	"nanofaas.dev/emulator"
 )
 
 // Exit statuses of the conformance command.
@@ -23,27 +25,35 @@ const (
 	ExitNonConforming = 1
 	// ExitUsage: bad arguments, no Docker, a missing image.
 	ExitUsage = 2
+	// ExitUnchecked: no MUST requirement failed, but some that apply were
+	// not checked (no expected output, no bad payload, a run not reached),
+	// and --allow-unchecked was not given.
+	ExitUnchecked = 3
 )
 
 type cliArgs struct {
 	Version kong.VersionFlag `help:"Print the spec version and exit."`
 	Run     runCmd           `cmd:"" help:"Check a runtime image against the runtime-side (RT-*) requirements."`
 	List    listCmd          `cmd:"" help:"List the requirements of the spec."`
-	Spec    specCmd          `cmd:"" help:"Print the spec (SPEC.md)."`
+	Spec    specCmd          `cmd:"" help:"Print the spec (SPEC.md), or one requirement of it."`
 }
 
 type runCmd struct {
-	Image      string        `required:"" placeholder:"IMAGE" help:"The runtime image (in the local Docker engine), with the watchdog as its ENTRYPOINT."`
-	Mode       string        `enum:"HTTP,STDIO,FILE,WARM," default:"" placeholder:"MODE" help:"HTTP, STDIO, FILE or WARM (default: the image's EXECUTION_MODE, WARM when it is a server image)."`
-	Payload    string        `default:"${payload}" placeholder:"JSON" help:"The invocation's payload, a JSON document or @FILE (default: ${payload})."`
-	Expect     string        `placeholder:"JSON" help:"The output the payload must give (JSON or @FILE); checks RT-FN-001."`
-	BadPayload string        `placeholder:"JSON" help:"A payload the function must refuse (JSON or @FILE); checks RT-ERR-*."`
-	Level      string        `enum:"MUST,SHOULD,MAY" default:"SHOULD" help:"Weakest level checked: MUST, SHOULD (MUST and SHOULD) or MAY (everything)."`
-	Timeout    time.Duration `default:"30s" help:"TIMEOUT_MS of each invocation."`
-	Parallel   int           `default:"2" help:"Containers run at once."`
-	JUnit      string        `name:"junit" type:"path" placeholder:"FILE" help:"Also write the results as JUnit XML (one <testsuite> per group)."`
-	JSON       string        `name:"json" type:"path" placeholder:"FILE" help:"Also write the results as JSON."`
-	Quiet      bool          `short:"q" help:"No progress lines on stderr."`
+	Image          string        `placeholder:"IMAGE" help:"The runtime image (in the local Docker engine), with the watchdog as its ENTRYPOINT (default: the manifest's image with --function)."`
+	Function       string        `placeholder:"DIR" help:"A function directory (or its function.json), as for the emulator: its example.payload and example.output are the payload and the expected output, its image and mode the defaults."`
+	Mode           string        `enum:"HTTP,STDIO,FILE,WARM," default:"" placeholder:"MODE" help:"HTTP, STDIO, FILE or WARM (default: the image's EXECUTION_MODE, WARM when it is a server image)."`
+	Data           string        `short:"d" placeholder:"JSON" help:"The invocation's payload, one JSON document (default: the manifest's example, else ${payload})."`
+	File           string        `placeholder:"FILE" help:"Read the payload from a file; - reads stdin."`
+	Payload        string        `hidden:"" placeholder:"JSON" help:"Deprecated: --data JSON or --file FILE."`
+	Expect         string        `placeholder:"JSON" help:"The output the payload must give (JSON or @FILE), compared as JSON values; checks RT-FN-001."`
+	BadPayload     string        `placeholder:"JSON" help:"A payload the function must refuse (JSON or @FILE); checks RT-ERR-*."`
+	AllowUnchecked bool          `help:"Exit 0 when no MUST requirement failed even if some were not checked (without it: exit 3)."`
+	Level          string        `enum:"MUST,SHOULD,MAY" default:"SHOULD" help:"Weakest level checked: MUST, SHOULD (MUST and SHOULD) or MAY (everything)."`
+	Timeout        time.Duration `default:"30s" help:"TIMEOUT_MS of each invocation."`
+	Parallel       int           `default:"2" help:"Containers run at once."`
+	JUnit          string        `name:"junit" type:"path" placeholder:"FILE" help:"Also write the results as JUnit XML (one <testsuite> per group)."`
+	JSON           string        `name:"json" type:"path" placeholder:"FILE" help:"Also write the results as JSON."`
+	Quiet          bool          `short:"q" help:"No progress lines on stderr."`
 }
 
 type listCmd struct {
@@ -52,7 +62,9 @@ type listCmd struct {
 	JSON bool   `name:"json" help:"Print JSON instead of a table."`
 }
 
-type specCmd struct{}
+type specCmd struct {
+	ID string `arg:"" optional:"" placeholder:"ID" help:"Print only this requirement (e.g. RT-HTTP-003)."`
+}
 
 // exitRequest carries the status of kong's own exits (--help, --version).
 type exitRequest struct{ code int }
@@ -75,7 +87,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) (status 
 		kong.Name("conformance"),
 		kong.Description("Checks a nanofaas function runtime image against the conformance spec "+spec.Version+
 			" (SPEC.md): it runs the image with Docker, as the watchdog's control plane would, and reports one line per requirement.\n\n"+
-			"Exit status: 0 every MUST requirement passed, 1 a MUST requirement failed, 2 usage error, no Docker, or a missing image."),
+			"Exit status: 0 every MUST requirement that applies was checked and passed, 1 a MUST requirement failed, 2 usage error, no Docker, or a missing image, "+
+			"3 no MUST failed but some were not checked (0 with --allow-unchecked)."),
 		kong.Vars{"version": "conformance spec " + spec.Version, "payload": DefaultPayload},
 		kong.Writers(stdout, stderr),
 		kong.UsageOnError(),
@@ -132,11 +145,45 @@ func readDoc(flag, v string) (json.RawMessage, error) {
 func (c *runCmd) Run(e *env, spec *Spec) error {
 	o := Options{Image: c.Image, Mode: c.Mode, Timeout: c.Timeout, Parallel: c.Parallel}
 	var err error
-	if o.Payload, err = readDoc("payload", c.Payload); err != nil {
-		return err
+	if c.Function != "" {
+		fn, err := emulator.LoadManifest(c.Function)
+		if err != nil {
+			return fmt.Errorf("--function: %w", err)
+		}
+		if o.Image == "" {
+			o.Image = fn.Image
+		}
+		if o.Mode == "" && fn.Image != "" && fn.Image == o.Image {
+			o.Mode = fn.Mode
+		}
+		if fn.Example != nil {
+			o.Payload = fn.Example.Payload
+			o.Expect = fn.Example.Output
+		}
 	}
-	if o.Expect, err = readDoc("expect", c.Expect); err != nil {
-		return err
+	if o.Image == "" {
+		return errors.New("no image: give --image IMAGE (or --function DIR whose manifest names an \"image\")")
+	}
+	if c.Payload != "" {
+		if c.Data != "" || c.File != "" {
+			return errors.New("give the payload with --data or --file (--payload is their deprecated form), not both")
+		}
+		if name, ok := strings.CutPrefix(c.Payload, "@"); ok {
+			c.File = name
+		} else {
+			c.Data = c.Payload
+		}
+	}
+	if c.Data != "" || c.File != "" {
+		// The emulator's own rules: --data or --file, "-" for stdin.
+		if o.Payload, err = emulator.ReadPayload(emulator.InvokeOptions{Data: c.Data, File: c.File}, os.Stdin, e.stderr); err != nil {
+			return err
+		}
+	}
+	if c.Expect != "" {
+		if o.Expect, err = readDoc("expect", c.Expect); err != nil {
+			return err
+		}
 	}
 	if o.BadPayload, err = readDoc("bad-payload", c.BadPayload); err != nil {
 		return err
@@ -168,10 +215,17 @@ func (c *runCmd) Run(e *env, spec *Spec) error {
 			return err
 		}
 	}
-	if rep.Conforms() {
-		e.status = ExitConforms
-	} else {
+	_, _, _, mustFailed := rep.Counts()
+	switch {
+	case mustFailed > 0:
 		e.status = ExitNonConforming
+	case len(rep.Unchecked()) > 0 && !c.AllowUnchecked:
+		fmt.Fprintf(e.stderr, "conformance: MUST requirements were not checked, so the image is not shown to conform: "+
+			"give what they need (--expect, --bad-payload, or --function DIR with an example) or fix what kept them from being reached; "+
+			"--allow-unchecked accepts this\n")
+		e.status = ExitUnchecked
+	default:
+		e.status = ExitConforms
 	}
 	return nil
 }
@@ -221,6 +275,14 @@ func (c *listCmd) Run(e *env, spec *Spec) error {
 }
 
 func (c *specCmd) Run(e *env, spec *Spec) error {
-	_, err := io.WriteString(e.stdout, SpecText())
+	if c.ID == "" {
+		_, err := io.WriteString(e.stdout, SpecText())
+		return err
+	}
+	text, ok := RequirementText(strings.ToUpper(strings.TrimSpace(c.ID)))
+	if !ok {
+		return fmt.Errorf("no requirement %q in spec %s: `conformance list` lists them", c.ID, spec.Version)
+	}
+	_, err := io.WriteString(e.stdout, text)
 	return err
 }

@@ -17,6 +17,7 @@ import (
 
 	"nanofaas.dev/conformance"
 	"nanofaas.dev/devkit/receiver"
+	"nanofaas.dev/watchdog/events"
 	"nanofaas.dev/watchdog/result"
 )
 
@@ -231,6 +232,53 @@ func TestContainerCallback(t *testing.T) {
 				t.Errorf("output (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// TestContainerWatchdogEvents runs an HTTP runtime one-shot, in an image
+// built around this tree's watchdog, at LOG_LEVEL=debug and reads the
+// watchdog's log records through the nanofaas.dev/watchdog/events contract,
+// as WD checks do: in a container the watchdog is PID 1 (pid1 true), the
+// runtime's readiness carries its startup time, and the invocation's end
+// its duration.
+//
+// Covers: WD-LOG-004
+func TestContainerWatchdogEvents(t *testing.T) {
+	t.Parallel()
+	d := requireDocker(t)
+	image := treeImage(t, "http-ok")
+	recv := startReceiver(t, nil)
+	id := randomID("exec-events")
+	c := startContainer(t, d, conformance.ContainerSpec{Image: image, Env: map[string]string{
+		"EXECUTION_ID":       id,
+		"CALLBACK_URL":       conformance.ContainerURL(recv),
+		"INVOCATION_PAYLOAD": `{"input":"hello"}`,
+		"LOG_LEVEL":          "debug",
+		"LOG_FORMAT":         "json",
+	}})
+	waitExitZero(t, c)
+	logs, err := c.Logs(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	evs := conformance.WatchdogEvents(logs)
+	start, ok1 := conformance.FindEvent(evs, events.WatchdogStarting)
+	ready, ok2 := conformance.FindEvent(evs, events.RuntimeReady)
+	done, ok3 := conformance.FindEvent(evs, events.InvocationFinished)
+	if !ok1 || !ok2 || !ok3 {
+		t.Fatalf("records %q, %q, %q: found %v %v %v\n%s", events.WatchdogStarting, events.RuntimeReady, events.InvocationFinished, ok1, ok2, ok3, logs)
+	}
+	if start.Attrs[events.KeyPID1] != true {
+		t.Errorf("%s: %s = %v, want true in a container", events.WatchdogStarting, events.KeyPID1, start.Attrs[events.KeyPID1])
+	}
+	if ms, ok := ready.Attrs[events.KeyStartupMs].(float64); !ok || ms < 0 {
+		t.Errorf("%s: %s = %v, want a number of milliseconds", events.RuntimeReady, events.KeyStartupMs, ready.Attrs[events.KeyStartupMs])
+	}
+	if done.Attrs[events.KeySuccess] != true {
+		t.Errorf("%s: %s = %v, want true", events.InvocationFinished, events.KeySuccess, done.Attrs[events.KeySuccess])
+	}
+	if _, ok := done.Attrs[events.KeyDurationMs].(float64); !ok {
+		t.Errorf("%s: no %s", events.InvocationFinished, events.KeyDurationMs)
 	}
 }
 

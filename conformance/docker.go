@@ -287,3 +287,18 @@ func lastLines(s string, n int) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// RunTime is how long an exited container ran, from Docker's start to its
+// exit (0 when Docker does not say).
+func (c *Container) RunTime(ctx context.Context) time.Duration {
+	st, err := c.c.State(ctx)
+	if err != nil {
+		return 0
+	}
+	start, err1 := time.Parse(time.RFC3339Nano, st.StartedAt)
+	end, err2 := time.Parse(time.RFC3339Nano, st.FinishedAt)
+	if err1 != nil || err2 != nil || end.Before(start) {
+		return 0
+	}
+	return end.Sub(start)
+}

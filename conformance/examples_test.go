@@ -15,10 +15,10 @@ import (
 // one-shot invocations with the callback reaching this test, the exact
 // output of the manifest's example, a bad payload, another PORT or other
 // file paths, the runtime's SIGTERM handling, and for the WARM examples a
-// sequence of invocations and docker stop. Every checked requirement must
-// pass. go-binary's image is FROM scratch: WATCHDOG_CMD runs without a shell.
+// sequence of invocations and docker stop, CALLBACK_URL set in every run.
+// Every checked requirement must pass, and every MUST be checked. go-binary's image is FROM scratch: WATCHDOG_CMD runs without a shell.
 //
-// Covers: RT-IMG-001, RT-IMG-002, RT-IMG-003, RT-PID1-001, RT-HTTP-001, RT-HTTP-002, RT-HTTP-003, RT-STDIO-001, RT-FILE-001, RT-FILE-002, RT-FN-001, RT-ERR-001, RT-ERR-002, RT-SIG-001, RT-WARM-001, RT-WARM-002, WD-CFG-004, WD-RES-003
+// Covers: RT-IMG-001, RT-IMG-002, RT-IMG-003, RT-PID1-001, RT-HTTP-001, RT-HTTP-002, RT-HTTP-003, RT-STDIO-001, RT-FILE-001, RT-FILE-002, RT-FN-001, RT-ERR-001, RT-ERR-002, RT-SIG-001, RT-WARM-001, RT-WARM-002, RT-CB-001, WD-CFG-004, WD-RES-003
 func TestExampleImagesConform(t *testing.T) {
 	d := requireDocker(t)
 	examples := loadExamples(t)
@@ -43,6 +43,9 @@ func TestExampleImagesConform(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Logf("%s", summary(rep))
+			if !rep.Conforms() {
+				t.Errorf("verdict %s, want CONFORMS", rep.Verdict())
+			}
 			if rep.Mode != ex.Mode {
 				t.Errorf("mode %s, want the manifest's %s", rep.Mode, ex.Mode)
 			}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -139,40 +140,59 @@ func requireImage(t *testing.T, d *conformance.Docker, image string) *conformanc
 	return cfg
 }
 
-// nonconforming are the fixture images of fixtures/nonconforming, and the
-// requirements each must fail (every other checked requirement passes or,
-// when the defect keeps it from being reached, is skipped).
-var nonconforming = map[string][]string{
-	"http-never-healthy":   {"RT-HTTP-001"},
-	"http-ignores-sigterm": {"RT-SIG-001"},
-	"http-fixed-port":      {"RT-HTTP-003"},
-	"stdio-stdout-log":     {"RT-FN-001", "RT-IMG-003", "RT-STDIO-001"},
-	"wrapped-entrypoint":   {"RT-PID1-001"},
+// fixture is an image of fixtures/nonconforming and what the suite must
+// say about it.
+type fixture struct {
+	// failed are the requirements it must fail (every other checked
+	// requirement passes or, when the defect keeps it from being reached,
+	// is skipped); none for the conforming cases.
+	failed []string
+	// expect, when set, is the expected output (default {"input":"HELLO"}).
+	expect string
+}
+
+// nonconforming are the fixture images of fixtures/nonconforming. Those
+// without failures are conforming cases that model what third-party
+// runtimes really do, which the suite once failed.
+var nonconforming = map[string]fixture{
+	"http-never-healthy":   {failed: []string{"RT-HTTP-001"}},
+	"http-ignores-sigterm": {failed: []string{"RT-SIG-001"}},
+	"http-fixed-port":      {failed: []string{"RT-HTTP-003"}},
+	"stdio-stdout-log":     {failed: []string{"RT-FN-001", "RT-IMG-003", "RT-STDIO-001"}},
+	"wrapped-entrypoint":   {failed: []string{"RT-PID1-001"}},
+	"http-self-callback":   {failed: []string{"RT-CB-001"}},
+	"http-inband-error":    {failed: []string{"RT-ERR-001"}},
+	"warm-fixed-port":      {failed: []string{"RT-HTTP-003"}},
+	"stdio-floats":         {expect: `{"input":"HELLO","score":5,"n":100}`},
+	"warm-stdio":           {},
+	"http-ok":              {},
 }
 
 var (
 	runtimeOnce sync.Once
-	runtimeDir  string // holds runtimeBin; removed when the tests end
+	runtimeDir  string // holds the fixture binaries; removed when the tests end
 	runtimeBin  string
+	standinBin  string
+	treeBin     string // this tree's watchdog
 	runtimeErr  error
 	buildMu     sync.Mutex
 	built       = map[string]error{}
 )
 
-// removeFixtureRuntime removes the fixture runtime nonconformingImage built,
-// once every test has run (TestMain).
+// removeFixtureRuntime removes the fixture binaries nonconformingImage
+// built, once every test has run (TestMain).
 func removeFixtureRuntime() {
 	if runtimeDir != "" {
 		_ = os.RemoveAll(runtimeDir)
 	}
 }
 
-// nonconformingImage builds fixtures/nonconforming/<variant> (once per test
-// process; Docker's cache makes a rebuild cheap) and returns its tag. The
-// fixture runtime is a static Go binary built from fixtures/nonconforming/runtime.
-func nonconformingImage(t *testing.T, d *conformance.Docker, variant string) string {
+// buildBinaries builds, once per test process, the fixture runtime
+// (fixtures/nonconforming/runtime), the stand-in watchdog
+// (fixtures/nonconforming/standin-watchdog) and this tree's watchdog
+// (watchdog/cmd/watchdog), static.
+func buildBinaries(t *testing.T) {
 	t.Helper()
-	requireImage(t, d, "nanofaas/watchdog:latest")
 	root := repoRoot(t)
 	runtimeOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "conformance-nonconforming-")
@@ -182,22 +202,37 @@ func nonconformingImage(t *testing.T, d *conformance.Docker, variant string) str
 		}
 		runtimeDir = dir
 		runtimeBin = filepath.Join(dir, "runtime")
-		cmd := exec.Command("go", "build", "-trimpath", "-o", runtimeBin, ".")
-		cmd.Dir = filepath.Join(root, "fixtures", "nonconforming", "runtime")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			runtimeErr = fmt.Errorf("go build the fixture runtime: %v\n%s", err, out)
+		standinBin = filepath.Join(dir, "standin")
+		treeBin = filepath.Join(dir, "watchdog")
+		for bin, src := range map[string]string{runtimeBin: "fixtures/nonconforming/runtime",
+			standinBin: "fixtures/nonconforming/standin-watchdog", treeBin: "watchdog/cmd/watchdog"} {
+			cmd := exec.Command("go", "build", "-trimpath", "-o", bin, ".")
+			cmd.Dir = filepath.Join(root, filepath.FromSlash(src))
+			cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+			if out, err := cmd.CombinedOutput(); err != nil {
+				runtimeErr = fmt.Errorf("go build %s: %v\n%s", src, err, out)
+				return
+			}
 		}
 	})
 	if runtimeErr != nil {
 		t.Fatal(runtimeErr)
 	}
+}
+
+// nonconformingImage builds fixtures/nonconforming/<variant> (once per test
+// process; Docker's cache makes a rebuild cheap) and returns its tag. The
+// fixture runtime is a static Go binary built from fixtures/nonconforming/runtime.
+func nonconformingImage(t *testing.T, d *conformance.Docker, variant string) string {
+	t.Helper()
+	requireImage(t, d, "nanofaas/watchdog:latest")
+	buildBinaries(t)
 	tag := "nanofaas/nonconforming-" + variant + ":latest"
 	buildMu.Lock()
 	defer buildMu.Unlock()
 	err, done := built[variant]
 	if !done {
-		err = buildFixture(root, variant, tag)
+		err = buildFixture(repoRoot(t), variant, tag, "")
 		built[variant] = err
 	}
 	if err != nil {
@@ -206,7 +241,49 @@ func nonconformingImage(t *testing.T, d *conformance.Docker, variant string) str
 	return tag
 }
 
-func buildFixture(root, variant, tag string) error {
+// standinImage builds fixtures/nonconforming/<variant> around the stand-in
+// watchdog instead of nanofaas/watchdog, under a tag of its own, and
+// removes the image by id when the test ends.
+func standinImage(t *testing.T, variant string) string {
+	t.Helper()
+	buildBinaries(t)
+	return fixtureImageWith(t, variant, "standin", standinBin)
+}
+
+// treeImage builds fixtures/nonconforming/<variant> around the watchdog of
+// this tree (not the one in nanofaas/watchdog:latest, which may be older),
+// and removes the image by id when the test ends.
+func treeImage(t *testing.T, variant string) string {
+	t.Helper()
+	buildBinaries(t)
+	return fixtureImageWith(t, variant, "tree", treeBin)
+}
+
+func fixtureImageWith(t *testing.T, variant, kind, watchdogBin string) string {
+	t.Helper()
+	tag := "nanofaas/" + kind + "-" + variant + ":" + randomID("t")
+	if err := buildFixture(repoRoot(t), variant, tag, watchdogBin); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("docker", "image", "inspect", "--format", "{{.Id}}", tag).Output()
+	if err != nil {
+		t.Fatalf("docker image inspect %s: %v", tag, err)
+	}
+	id := strings.TrimSpace(string(out))
+	t.Cleanup(func() {
+		if out, err := exec.Command("docker", "image", "rm", "--force", id).CombinedOutput(); err != nil {
+			t.Errorf("cannot remove image %s (%s): %v\n%s", id, tag, err, out)
+		}
+	})
+	return tag
+}
+
+// watchdogCopy is the line of a fixture Dockerfile that copies our watchdog.
+var watchdogCopy = regexp.MustCompile(`(?m)^COPY --from=watchdog /watchdog (\S+)$`)
+
+// buildFixture builds fixtures/nonconforming/<variant> as tag; with
+// watchdogBin, that binary replaces nanofaas/watchdog's.
+func buildFixture(root, variant, tag, watchdogBin string) error {
 	ctxDir, err := os.MkdirTemp("", "conformance-build-")
 	if err != nil {
 		return err
@@ -216,14 +293,20 @@ func buildFixture(root, variant, tag string) error {
 	if err != nil {
 		return err
 	}
-	bin, err := os.ReadFile(runtimeBin)
-	if err != nil {
-		return err
+	if watchdogBin != "" {
+		if !watchdogCopy.Match(df) {
+			return fmt.Errorf("fixtures/nonconforming/%s/Dockerfile does not copy the watchdog with COPY --from=watchdog /watchdog PATH", variant)
+		}
+		df = watchdogCopy.ReplaceAll(df, []byte("COPY standin $1"))
+		df = regexp.MustCompile(`(?m)^FROM nanofaas/watchdog:latest AS watchdog\n`).ReplaceAll(df, nil)
+		if err := copyFile(watchdogBin, filepath.Join(ctxDir, "standin")); err != nil {
+			return err
+		}
 	}
 	if err := os.WriteFile(filepath.Join(ctxDir, "Dockerfile"), df, 0o644); err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(ctxDir, "runtime"), bin, 0o755); err != nil {
+	if err := copyFile(runtimeBin, filepath.Join(ctxDir, "runtime")); err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -233,6 +316,14 @@ func buildFixture(root, variant, tag string) error {
 		return fmt.Errorf("docker build %s: %v\n%s", tag, err, out)
 	}
 	return nil
+}
+
+func copyFile(from, to string) error {
+	b, err := os.ReadFile(from)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(to, b, 0o755)
 }
 
 // summary prints a report compactly for a test log.

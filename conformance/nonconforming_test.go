@@ -19,39 +19,114 @@ import (
 
 // TestRunnerFailsNonconformingImages proves the suite can fail: each image of
 // fixtures/nonconforming has one defect (a few have two), and the runner
-// must fail exactly the requirements that defect breaks. The runner runs
-// each image as the CLI would, with an expected output and a bad payload.
+// must fail exactly the requirements that defect breaks; the conforming
+// cases among them (floats in the output, WARM=true with STDIO) must
+// conform. The runner runs each image as the CLI would, with an expected
+// output and a bad payload.
 func TestRunnerFailsNonconformingImages(t *testing.T) {
 	d := requireDocker(t)
-	for variant, wantFailed := range nonconforming {
+	for variant, fx := range nonconforming {
 		t.Run(variant, func(t *testing.T) {
 			t.Parallel()
 			image := nonconformingImage(t, d, variant)
-			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-			defer cancel()
-			rep, err := conformance.Run(ctx, conformance.Options{
-				Image:      image,
-				Expect:     json.RawMessage(`{"input":"HELLO"}`),
-				BadPayload: json.RawMessage(badPayload),
-				Timeout:    10 * time.Second,
-				Docker:     d,
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Logf("%s", summary(rep))
-			var failed []string
-			for _, res := range rep.Results {
-				if res.Status == conformance.Fail {
-					failed = append(failed, res.ID)
-				}
-			}
-			slices.Sort(failed)
-			if diff := cmp.Diff(wantFailed, failed); diff != "" {
+			rep := runFixture(t, d, image, fx)
+			failed := failedIDs(rep)
+			want := append([]string{}, fx.failed...)
+			slices.Sort(want)
+			if diff := cmp.Diff(want, failed); diff != "" {
 				t.Errorf("failed requirements (-want +got):\n%s", diff)
 			}
-			if rep.Conforms() {
+			if len(want) > 0 && rep.Conforms() {
 				t.Errorf("the report says the image conforms; it has failed MUST requirements %v", failed)
+			}
+			if len(want) == 0 && !rep.Conforms() {
+				t.Errorf("a conforming case does not conform: verdict %s, unchecked %v", rep.Verdict(), rep.Unchecked())
+			}
+		})
+	}
+}
+
+// runFixture runs the suite on a fixture image as the CLI would.
+func runFixture(t *testing.T, d *conformance.Docker, image string, fx fixture) *conformance.Report {
+	t.Helper()
+	expect := `{"input":"HELLO"}`
+	if fx.expect != "" {
+		expect = fx.expect
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	rep, err := conformance.Run(ctx, conformance.Options{
+		Image:      image,
+		Expect:     json.RawMessage(expect),
+		BadPayload: json.RawMessage(badPayload),
+		Timeout:    10 * time.Second,
+		Docker:     d,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%s", summary(rep))
+	return rep
+}
+
+func failedIDs(rep *conformance.Report) []string {
+	failed := []string{}
+	for _, res := range rep.Results {
+		if res.Status == conformance.Fail {
+			failed = append(failed, res.ID)
+		}
+	}
+	slices.Sort(failed)
+	return failed
+}
+
+// TestContainerVerdictsAreDeterministic runs the suite 10 times on a racy
+// image: a runtime that, like the SDKs that report their own result, posts
+// its own callback at a random moment, before or after the watchdog's. The
+// verdict is the same every time, and names the same requirement: the
+// watchdog's callback is the one judged, the runtime's is RT-CB-001's
+// finding.
+//
+// Covers: RT-CB-001
+func TestContainerVerdictsAreDeterministic(t *testing.T) {
+	d := requireDocker(t)
+	image := nonconformingImage(t, d, "http-self-callback")
+	for i := range 10 {
+		rep := runFixture(t, d, image, fixture{})
+		if got := failedIDs(rep); rep.Verdict() != "DOES NOT CONFORM" || !slices.Equal(got, []string{"RT-CB-001"}) {
+			t.Errorf("run %d: verdict %s, failed %v; want DOES NOT CONFORM, failed [RT-CB-001] every time", i+1, rep.Verdict(), got)
+		}
+	}
+}
+
+// TestContainerOtherWatchdog builds fixture images around a different
+// watchdog, a small stand-in (fixtures/nonconforming/standin-watchdog) that
+// behaves as the contract says but logs plain text and words its errors its
+// own way, and shows that every runtime (RT-*) verdict is the one the same
+// image gets with our watchdog: the runtime requirements are judged from
+// what is observable outside the container, not from our watchdog's words.
+//
+// Covers: RT-PID1-001, RT-ERR-001, RT-ERR-002, RT-SIG-001, RT-FN-001
+func TestContainerOtherWatchdog(t *testing.T) {
+	d := requireDocker(t)
+	for _, variant := range []string{"http-ignores-sigterm", "http-inband-error", "stdio-floats", "wrapped-entrypoint", "stdio-stdout-log"} {
+		t.Run(variant, func(t *testing.T) {
+			t.Parallel()
+			fx := nonconforming[variant]
+			ours := runFixture(t, d, nonconformingImage(t, d, variant), fx)
+			theirs := runFixture(t, d, standinImage(t, variant), fx)
+			verdicts := func(rep *conformance.Report) map[string]conformance.Status {
+				out := map[string]conformance.Status{}
+				for _, r := range rep.Results {
+					out[r.ID] = r.Status
+				}
+				return out
+			}
+			if diff := cmp.Diff(verdicts(ours), verdicts(theirs)); diff != "" {
+				t.Errorf("RT verdicts with our watchdog (-) and the stand-in (+) differ:\n%s", diff)
+			}
+			if ours.Verdict() != theirs.Verdict() {
+				t.Errorf("verdict %s with our watchdog, %s with the stand-in", ours.Verdict(), theirs.Verdict())
 			}
 		})
 	}
@@ -79,13 +154,12 @@ func TestCLIRun(t *testing.T) {
 	t.Run("conforming example", func(t *testing.T) {
 		jsonFile := filepath.Join(dir, "example.json")
 		junitFile := filepath.Join(dir, "example.xml")
-		status, stdout, stderr := run("run", "--image", ex.Image, "--mode", ex.Mode,
-			"--payload", string(ex.Example.Payload), "--expect", string(ex.Example.Output),
+		status, stdout, stderr := run("run", "--function", ex.Path, "--image", ex.Image, "--mode", ex.Mode,
 			"--bad-payload", badPayload, "--json", jsonFile, "--junit", junitFile)
 		if status != conformance.ExitConforms {
 			t.Fatalf("exit status %d, want %d", status, conformance.ExitConforms)
 		}
-		if !strings.Contains(stdout, "0 failed") || !strings.Contains(stdout, "CONFORMS") {
+		if !strings.Contains(stdout, "0 failed") || !strings.Contains(stdout, ": "+ex.Image+" CONFORMS") {
 			t.Errorf("the summary line does not say the image conforms:\n%s", stdout)
 		}
 		if !strings.Contains(stderr, "starting a container") {
@@ -105,8 +179,8 @@ func TestCLIRun(t *testing.T) {
 	t.Run("non-conforming image", func(t *testing.T) {
 		jsonFile := filepath.Join(dir, "bad.json")
 		junitFile := filepath.Join(dir, "bad.xml")
-		status, stdout, _ := run("run", "--image", bad, "--mode", "STDIO", "-q",
-			"--expect", `{"input":"HELLO"}`, "--json", jsonFile, "--junit", junitFile)
+		status, stdout, _ := run("run", "--image", bad, "--mode", "STDIO", "-q", "--data", `{"input":"hello"}`,
+			"--expect", `{"input":"HELLO"}`, "--bad-payload", badPayload, "--json", jsonFile, "--junit", junitFile)
 		if status != conformance.ExitNonConforming {
 			t.Fatalf("exit status %d, want %d", status, conformance.ExitNonConforming)
 		}
@@ -134,6 +208,21 @@ func TestCLIRun(t *testing.T) {
 		}
 		if len(failures) != 1 || !strings.Contains(failures[0], "RT-PID1-001") || !strings.HasPrefix(failures[0], "RT-PID1:") {
 			t.Errorf("JUnit failures: %v, want RT-PID1-001 in the RT-PID1 suite", failures)
+		}
+	})
+
+	// Without an expected output or a bad payload, RT-FN-001 and RT-ERR-001
+	// are not checked: the image is not shown to conform (exit 3), unless
+	// the user accepts it.
+	t.Run("unchecked MUST requirements", func(t *testing.T) {
+		status, stdout, stderr := run("run", "--image", ex.Image, "-q", "--data", string(ex.Example.Payload))
+		if status != conformance.ExitUnchecked || !strings.Contains(stdout, "NOT VERIFIED") ||
+			!regexpMatch(`not checked: 2 MUST requirement\(s\) \(RT-FN-001, RT-ERR-001\)`, stdout) || !strings.Contains(stderr, "--allow-unchecked") {
+			t.Errorf("exit status %d, want %d, and the output naming RT-FN-001 and RT-ERR-001 as not checked", status, conformance.ExitUnchecked)
+		}
+		status, _, _ = run("run", "--image", ex.Image, "-q", "--allow-unchecked")
+		if status != conformance.ExitConforms {
+			t.Errorf("with --allow-unchecked: exit status %d, want %d", status, conformance.ExitConforms)
 		}
 	})
 

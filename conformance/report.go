@@ -9,9 +9,14 @@ import (
 	"time"
 )
 
-// WriteText prints one line per requirement and a summary.
+// WriteText prints one line per requirement and a summary; when MUST
+// requirements were not checked, it names them and why.
 func (r *Report) WriteText(w io.Writer) {
-	fmt.Fprintf(w, "conformance %s: %s (mode %s, level %s)\n", r.SpecVersion, r.Image, r.Mode, r.Level)
+	mode := r.Mode
+	if r.Mode == "WARM" && r.Runtime != "" && r.Runtime != "HTTP" {
+		mode += ", " + r.Runtime + " per invocation"
+	}
+	fmt.Fprintf(w, "conformance %s: %s (mode %s, level %s)\n", r.SpecVersion, r.Image, mode, r.Level)
 	width := 0
 	for _, res := range r.Results {
 		width = max(width, len(res.ID))
@@ -21,11 +26,14 @@ func (r *Report) WriteText(w io.Writer) {
 			seconds(res.Duration), res.Reason)
 	}
 	p, f, s, mf := r.Counts()
-	verdict := "CONFORMS"
-	if !r.Conforms() {
-		verdict = "DOES NOT CONFORM"
+	if un := r.Unchecked(); len(un) > 0 {
+		var ids []string
+		for _, res := range un {
+			ids = append(ids, res.ID)
+		}
+		fmt.Fprintf(w, "not checked: %d MUST requirement(s) (%s); a verdict needs every one (see their reasons)\n", len(un), strings.Join(ids, ", "))
 	}
-	fmt.Fprintf(w, "%d passed, %d failed, %d skipped (%d MUST failed) in %s: %s %s\n", p, f, s, mf, seconds(r.Duration), r.Image, verdict)
+	fmt.Fprintf(w, "%d passed, %d failed, %d skipped (%d MUST failed) in %s: %s %s\n", p, f, s, mf, seconds(r.Duration), r.Image, r.Verdict())
 }
 
 func seconds(d time.Duration) string {
@@ -38,10 +46,13 @@ type jsonReport struct {
 	SpecVersion string       `json:"spec_version"`
 	Image       string       `json:"image"`
 	Mode        string       `json:"mode"`
+	Runtime     string       `json:"runtime"`
 	Level       Level        `json:"level"`
 	Started     string       `json:"started"`
 	DurationMs  int64        `json:"duration_ms"`
 	Conforms    bool         `json:"conforms"`
+	Verdict     string       `json:"verdict"`
+	Unchecked   []string     `json:"unchecked"`
 	Summary     jsonSummary  `json:"summary"`
 	Results     []jsonResult `json:"results"`
 }
@@ -63,16 +74,19 @@ type jsonResult struct {
 	Reason     string `json:"reason"`
 }
 
-// WriteJSON writes the report as JSON: stable field names, results in the
-// spec's order, durations in milliseconds.
+// WriteJSON writes the report as JSON: stable field names (fields are only
+// ever added), results in the spec's order, durations in milliseconds.
 func (r *Report) WriteJSON(w io.Writer) error {
 	p, f, s, mf := r.Counts()
 	out := jsonReport{
-		Schema: 1, SpecVersion: r.SpecVersion, Image: r.Image, Mode: r.Mode, Level: r.Level,
+		Schema: 1, SpecVersion: r.SpecVersion, Image: r.Image, Mode: r.Mode, Runtime: r.Runtime, Level: r.Level,
 		Started:    r.Started.UTC().Format(time.RFC3339Nano),
-		DurationMs: r.Duration.Milliseconds(), Conforms: r.Conforms(),
+		DurationMs: r.Duration.Milliseconds(), Conforms: r.Conforms(), Verdict: r.Verdict(), Unchecked: []string{},
 		Summary: jsonSummary{Passed: p, Failed: f, Skipped: s, MustFailed: mf},
 		Results: []jsonResult{},
+	}
+	for _, res := range r.Unchecked() {
+		out.Unchecked = append(out.Unchecked, res.ID)
 	}
 	for _, res := range r.Results {
 		out.Results = append(out.Results, jsonResult{ID: res.ID, Level: res.Level, Group: res.Group, Title: res.Title,

@@ -31,6 +31,12 @@ const stopBudget = 2 * time.Second
 // shows as one that needed the whole grace.
 const measureGrace = 6 * time.Second
 
+// longGrace is the KILL_GRACE_MS of the one-shot invocation RT-SIG-001
+// compares with a run at quickGrace: a runtime that ignores SIGTERM makes
+// the first run 9 s longer, far above the noise of two container starts
+// (a JVM's start varies by seconds on a busy machine).
+const longGrace = 10 * time.Second
+
 // quickGrace is the KILL_GRACE_MS of the other runs, so that a runtime that
 // ignores SIGTERM does not slow down the whole suite.
 const quickGrace = 1 * time.Second
@@ -82,14 +88,18 @@ type Result struct {
 
 // Report is the outcome of a run.
 type Report struct {
-	SpecVersion string        `json:"spec_version"`
-	Image       string        `json:"image"`
-	Mode        string        `json:"mode"`
-	Level       Level         `json:"level"`
-	Started     time.Time     `json:"started"`
-	Duration    time.Duration `json:"-"`
-	Results     []Result      `json:"results"`
-	spec        *Spec
+	SpecVersion string `json:"spec_version"`
+	Image       string `json:"image"`
+	Mode        string `json:"mode"`
+	// Runtime is how the function runs: HTTP, STDIO or FILE. In mode WARM,
+	// HTTP is a warm runtime and STDIO or FILE the per-invocation server
+	// form (WARM=true with that EXECUTION_MODE).
+	Runtime  string        `json:"runtime"`
+	Level    Level         `json:"level"`
+	Started  time.Time     `json:"started"`
+	Duration time.Duration `json:"-"`
+	Results  []Result      `json:"results"`
+	spec     *Spec
 }
 
 // Result returns the result for id.
@@ -121,10 +131,36 @@ func (r *Report) Counts() (passed, failed, skipped, mustFailed int) {
 	return
 }
 
-// Conforms reports whether no MUST requirement failed.
+// Unchecked returns the MUST requirements that apply to the image but were
+// not checked (skipped): without them a run cannot say the image conforms.
+func (r *Report) Unchecked() []Result {
+	var out []Result
+	for _, res := range r.Results {
+		if res.Level == Must && res.Status == Skip {
+			out = append(out, res)
+		}
+	}
+	return out
+}
+
+// Conforms reports whether every MUST requirement that applies was checked
+// and passed.
 func (r *Report) Conforms() bool {
 	_, _, _, mustFailed := r.Counts()
-	return mustFailed == 0
+	return mustFailed == 0 && len(r.Unchecked()) == 0
+}
+
+// Verdict is the report's one-word outcome: CONFORMS, DOES NOT CONFORM, or
+// NOT VERIFIED (no MUST failed, but some were not checked).
+func (r *Report) Verdict() string {
+	_, _, _, mustFailed := r.Counts()
+	switch {
+	case mustFailed > 0:
+		return "DOES NOT CONFORM"
+	case len(r.Unchecked()) > 0:
+		return "NOT VERIFIED"
+	}
+	return "CONFORMS"
 }
 
 // verdict is what a check returns.
@@ -168,7 +204,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 
 func runSpec(ctx context.Context, spec *Spec, o Options) (*Report, error) {
 	if o.Image == "" {
-		return nil, errors.New("no image given")
+		return nil, errors.New("no image given: name one with --image")
 	}
 	if o.Payload == nil {
 		o.Payload = json.RawMessage(DefaultPayload)
@@ -211,14 +247,20 @@ func runSpec(ctx context.Context, spec *Spec, o Options) (*Report, error) {
 	if !isMode(mode) {
 		return nil, fmt.Errorf("mode %q: want HTTP, STDIO, FILE or WARM", o.Mode)
 	}
-	recv, err := StartReceiver(nil)
+	kind := mode
+	if mode == "WARM" {
+		kind = serverRuntime(img.Env)
+	}
+
+	s := &session{ctx: ctx, o: o, mode: mode, kind: kind, img: img, d: d, probes: map[probe]*probeRun{},
+		sem: make(chan struct{}, o.Parallel), holds: map[string]*hold{}}
+	recv, err := StartReceiver(s.onCallback)
 	if err != nil {
 		return nil, err
 	}
 	defer recv.Close()
-
-	s := &session{o: o, mode: mode, img: img, d: d, recv: recv, probes: map[probe]*probeRun{}, sem: make(chan struct{}, o.Parallel)}
-	rep := &Report{SpecVersion: spec.Version, Image: o.Image, Mode: mode, Level: o.Level, Started: started, spec: spec}
+	s.recv = recv
+	rep := &Report{SpecVersion: spec.Version, Image: o.Image, Mode: mode, Runtime: kind, Level: o.Level, Started: started, spec: spec}
 
 	// Decide what is checked, start every container run that needs, in
 	// parallel, then judge each requirement in the spec's order.
@@ -228,7 +270,7 @@ func runSpec(ctx context.Context, spec *Spec, o Options) (*Report, error) {
 	}
 	var plan []planned
 	for _, req := range spec.Requirements {
-		if req.Side != "RT" || !req.AppliesTo(mode) {
+		if req.Side != "RT" || !s.applies(req) {
 			continue
 		}
 		var chk *check
@@ -242,8 +284,9 @@ func runSpec(ctx context.Context, spec *Spec, o Options) (*Report, error) {
 			}
 		}
 	}
-	s.progress("%s (%s): %d requirements, %d container runs", o.Image, mode, len(plan), len(s.probes))
+	s.progress("%s (%s): %d requirements, %d container runs", o.Image, s.describeMode(), len(plan), len(s.probes))
 	s.startAll(ctx)
+	defer s.wg.Wait()
 	for _, p := range plan {
 		res := Result{ID: p.req.ID, Level: p.req.Level, Group: p.req.Group, Title: p.req.Title}
 		var v verdict
@@ -294,14 +337,53 @@ func imageMode(env map[string]string) string {
 	return m
 }
 
+// serverRuntime is how a server image runs its function: STDIO or FILE
+// for WARM=true with that EXECUTION_MODE (one process per invocation),
+// else a warm HTTP runtime.
+func serverRuntime(env map[string]string) string {
+	switch m := strings.ToUpper(strings.TrimSpace(env["EXECUTION_MODE"])); m {
+	case "STDIO", "FILE":
+		return m
+	}
+	return "HTTP"
+}
+
+// applies reports whether a requirement applies to the image. The
+// per-invocation server form (WARM with STDIO or FILE) is checked against
+// the requirements of its function's mode: "WARM" in a requirement's modes
+// means a warm HTTP runtime.
+func (s *session) applies(r Requirement) bool {
+	if s.mode == "WARM" && s.kind != "HTTP" {
+		return r.AppliesTo(s.kind)
+	}
+	return r.AppliesTo(s.mode)
+}
+
+// perInvocation reports whether the image is the per-invocation server form.
+func (s *session) perInvocation() bool { return s.mode == "WARM" && s.kind != "HTTP" }
+
+func (s *session) describeMode() string {
+	if s.perInvocation() {
+		return "WARM, " + s.kind + " per invocation"
+	}
+	return s.mode
+}
+
 // probe names one container run of a session.
 type probe string
 
 const (
-	// probeInvoke: one-shot invocation with the payload (the main run).
+	// probeInvoke: one-shot invocation with the payload (the main run); the
+	// container's processes are listed while its result is delivered.
 	probeInvoke probe = "invocation"
+	// probeGrace: the same invocation with a short KILL_GRACE_MS: the
+	// difference in run time shows a runtime that ignores SIGTERM.
+	probeGrace probe = "short grace"
 	// probePort: one-shot HTTP invocation with RUNTIME_URL on another port.
 	probePort probe = "other PORT"
+	// probeWarmPort: one-shot HTTP invocation with RUNTIME_URL on WARM_PORT's
+	// port, run only to tell why a warm runtime never became ready.
+	probeWarmPort probe = "WARM_PORT as PORT"
 	// probeFiles: one-shot FILE invocation with other INPUT_FILE/OUTPUT_FILE.
 	probeFiles probe = "other file paths"
 	// probeBad: one-shot invocation with the bad payload.
@@ -312,14 +394,17 @@ const (
 
 // session is one run of the checks against one image.
 type session struct {
+	ctx  context.Context
 	o    Options
-	mode string
+	mode string // HTTP, STDIO, FILE or WARM
+	kind string // how the function runs: HTTP, STDIO or FILE
 	img  *ImageConfig
 	d    *Docker
 	recv *receiver.Receiver
 
 	mu     sync.Mutex
 	probes map[probe]*probeRun
+	holds  map[string]*hold
 	sem    chan struct{}
 	wg     sync.WaitGroup
 }
@@ -347,37 +432,50 @@ func (s *session) progress(format string, a ...any) {
 // startAll starts every wanted probe, at most Parallel at a time; the warm
 // sequence first, as it is the longest.
 func (s *session) startAll(ctx context.Context) {
-	order := []probe{probeWarm, probeInvoke, probePort, probeFiles, probeBad}
+	order := []probe{probeWarm, probeInvoke, probeGrace, probePort, probeFiles, probeBad}
 	for _, p := range order {
-		run, ok := s.probes[p]
-		if !ok {
-			continue
+		if _, ok := s.probes[p]; ok {
+			s.start(ctx, p)
 		}
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			defer close(run.done)
-			select {
-			case s.sem <- struct{}{}:
-			case <-ctx.Done():
-				run.one = &oneShot{err: ctx.Err()}
-				run.warm = &warmRun{err: ctx.Err()}
-				return
-			}
-			defer func() { <-s.sem }()
-			begin := time.Now()
-			s.progress("%s: starting a container", p)
-			if p == probeWarm {
-				run.warm = s.runWarm(ctx)
-				run.took = time.Since(begin)
-				s.progress("%s: done in %v%s", p, run.took.Round(10*time.Millisecond), errSuffix(run.warm.err))
-				return
-			}
-			run.one = s.runOneShot(ctx, p)
-			run.took = time.Since(begin)
-			s.progress("%s: done in %v (exit code %d)%s", p, run.took.Round(10*time.Millisecond), run.one.exitCode, errSuffix(run.one.err))
-		}()
 	}
+}
+
+func (s *session) start(ctx context.Context, p probe) {
+	run := s.probes[p]
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		defer close(run.done)
+		select {
+		case s.sem <- struct{}{}:
+		case <-ctx.Done():
+			run.one = &oneShot{err: ctx.Err()}
+			run.warm = &warmRun{err: ctx.Err()}
+			return
+		}
+		defer func() { <-s.sem }()
+		begin := time.Now()
+		s.progress("%s: starting a container", p)
+		if p == probeWarm {
+			run.warm = s.runWarm(ctx)
+			run.took = time.Since(begin)
+			s.progress("%s: done in %v%s", p, run.took.Round(10*time.Millisecond), errSuffix(run.warm.err))
+			return
+		}
+		run.one = s.runOneShot(ctx, p)
+		run.took = time.Since(begin)
+		s.progress("%s: done in %v (exit code %d)%s", p, run.took.Round(10*time.Millisecond), run.one.exitCode, errSuffix(run.one.err))
+	}()
+}
+
+// lazy runs a probe that only some verdicts need, when one does, and waits
+// for it. Checks are judged one after another, so no lock is needed.
+func (s *session) lazy(p probe) *oneShot {
+	if _, ok := s.probes[p]; !ok {
+		s.want(p)
+		s.start(s.ctx, p)
+	}
+	return s.wait(s.ctx, p).one
 }
 
 func errSuffix(err error) string {
@@ -402,10 +500,19 @@ type oneShot struct {
 	env      map[string]string
 	err      error // the run itself failed (could not start, did not exit)
 	exitCode int
-	calls    []receiver.Call
-	result   *result.Result
-	logs     []byte
-	events   []logEvent
+	// ran is the container's run time, from Docker's start to its exit.
+	ran time.Duration
+	// calls are every callback for the execution; result is the
+	// watchdog's (the one with the execution's X-Execution-Id), validated;
+	// badResult says why the watchdog's callback is not a result; others
+	// are the callbacks that are not the watchdog's.
+	calls     []receiver.Call
+	result    *result.Result
+	badResult error
+	others    []receiver.Call
+	logs      []byte
+	// procs are the container's processes while the result was delivered.
+	procs *snapshot
 }
 
 // resultCode is the result's error code, "" on success, or "NO RESULT".
@@ -428,34 +535,48 @@ func (r *oneShot) describe() string {
 	switch {
 	case r.err != nil:
 		return r.err.Error()
+	case r.result == nil && r.badResult != nil:
+		return fmt.Sprintf("the watchdog's callback is a malformed result: %v", r.badResult)
 	case r.result == nil:
-		return fmt.Sprintf("no result was delivered (container exit code %d)%s", r.exitCode, logTail(r.logs))
+		return fmt.Sprintf("no result was delivered by the watchdog (no callback with X-Execution-Id: %s; container exit code %d)%s%s",
+			r.id, r.exitCode, othersNote(r.others), logTail(r.logs))
 	case r.result.Error != nil:
-		return fmt.Sprintf("%s: %s", r.result.Error.Code, oneLine(r.result.Error.Message, 300))
+		return fmt.Sprintf("%s: %s", r.result.Error.Code, excerpt(r.result.Error.Message, 600))
 	}
 	return "succeeded with output " + oneLine(string(r.result.Output), 200)
+}
+
+// othersNote mentions callbacks that were not the watchdog's.
+func othersNote(others []receiver.Call) string {
+	if len(others) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("; %d other callback(s) came without it (see RT-CB-001)", len(others))
 }
 
 func newID(kind string) string {
 	b := make([]byte, 4)
 	_, _ = rand.Read(b)
-	return "conformance-" + strings.ReplaceAll(kind, " ", "-") + "-" + hex.EncodeToString(b)
+	return "conformance-" + strings.ReplaceAll(strings.ReplaceAll(kind, " ", "-"), "_", "-") + "-" + hex.EncodeToString(b)
 }
 
 // oneShotEnv is the environment of a one-shot run: the invocation's
-// variables, debug logs (the checks read them) and bounded timeouts.
+// variables as the control plane sets them, and bounded timeouts.
 func (s *session) oneShotEnv(id string, payload json.RawMessage, grace time.Duration) map[string]string {
-	return map[string]string{
+	env := map[string]string{
 		"EXECUTION_ID":       id,
 		"CALLBACK_URL":       ContainerURL(s.recv),
 		"TRACE_ID":           "trace-" + id,
 		"INVOCATION_PAYLOAD": string(payload),
 		"TIMEOUT_MS":         strconv.FormatInt(s.o.Timeout.Milliseconds(), 10),
 		"KILL_GRACE_MS":      strconv.FormatInt(grace.Milliseconds(), 10),
-		"LOG_LEVEL":          "debug",
-		"LOG_FORMAT":         "json",
 		"WARM":               "false",
 	}
+	if s.mode == "WARM" {
+		// The same function, run by a one-shot watchdog.
+		env["EXECUTION_MODE"] = s.kind
+	}
+	return env
 }
 
 // readyTimeout is the image's READY_TIMEOUT_MS (the watchdog's default 10 s).
@@ -466,20 +587,34 @@ func (s *session) readyTimeout() time.Duration {
 	return 10 * time.Second
 }
 
-// otherPort is a port for the runtime other than its usual one and WARM_PORT.
-func (s *session) otherPort() (runtimeURL, healthURL string, err error) {
+// warmPort is the image's WARM_PORT (the watchdog's default 8080).
+func (s *session) warmPort() string {
+	if p := strings.TrimSpace(s.img.Env["WARM_PORT"]); p != "" {
+		return p
+	}
+	return "8080"
+}
+
+// runtimeURLs returns RUNTIME_URL and HEALTH_URL moved to another port
+// (port 0: one other than the runtime's usual one and WARM_PORT).
+func (s *session) runtimeURLs(port int) (runtimeURL, healthURL string, err error) {
 	base := s.img.Env["RUNTIME_URL"]
 	if base == "" {
 		base = "http://127.0.0.1:8080/invoke"
+		if s.mode == "WARM" {
+			base = "http://127.0.0.1:8081/invoke"
+		}
 	}
 	u, err := url.Parse(base)
 	if err != nil {
 		return "", "", fmt.Errorf("the image's RUNTIME_URL %q does not parse: %v", base, err)
 	}
 	old := u.Port()
-	port := 18123
-	for strconv.Itoa(port) == old || strconv.Itoa(port) == s.img.Env["WARM_PORT"] {
-		port++
+	if port == 0 {
+		port = 18123
+		for strconv.Itoa(port) == old || strconv.Itoa(port) == s.warmPort() {
+			port++
+		}
 	}
 	u.Host = u.Hostname() + ":" + strconv.Itoa(port)
 	runtimeURL = u.String()
@@ -503,22 +638,22 @@ func (s *session) runOneShot(ctx context.Context, p probe) *oneShot {
 	case probeBad:
 		payload = s.o.BadPayload
 	case probeInvoke:
-		grace = measureGrace
+		grace = longGrace
 	}
 	env := s.oneShotEnv(id, payload, grace)
 	switch p {
-	case probePort:
-		runtimeURL, healthURL, err := s.otherPort()
+	case probePort, probeWarmPort:
+		port := 0
+		if p == probeWarmPort {
+			port, _ = strconv.Atoi(s.warmPort())
+		}
+		runtimeURL, healthURL, err := s.runtimeURLs(port)
 		if err != nil {
 			return &oneShot{id: id, err: err}
 		}
 		env["RUNTIME_URL"] = runtimeURL
 		if healthURL != "" {
 			env["HEALTH_URL"] = healthURL
-		}
-		if s.mode == "WARM" {
-			// The same runtime, started once by a one-shot watchdog.
-			env["EXECUTION_MODE"] = "HTTP"
 		}
 	case probeFiles:
 		in := s.img.Env["INPUT_FILE"]
@@ -533,113 +668,179 @@ func (s *session) runOneShot(ctx context.Context, p probe) *oneShot {
 		env["OUTPUT_FILE"] = path.Join(path.Dir(out), id+"-out.json")
 	}
 	r := &oneShot{id: id, env: env}
+	var h *hold
+	if p == probeInvoke {
+		h = s.holdFor(id)
+	}
 	c, err := s.d.Start(ctx, ContainerSpec{Image: s.o.Image, Env: env})
 	if err != nil {
 		r.err = err
 		return r
 	}
 	defer c.Remove()
+	if h != nil {
+		h.container <- c
+	}
 	bound := s.o.Timeout + grace + 30*time.Second
-	if s.mode == "HTTP" || s.mode == "WARM" {
+	if s.kind == "HTTP" {
 		bound += s.readyTimeout()
 	}
 	code, err := c.WaitExit(ctx, bound)
 	r.exitCode = code
+	r.ran = c.RunTime(context.WithoutCancel(ctx))
 	r.logs, _ = c.Logs(context.WithoutCancel(ctx))
-	r.events = parseLog(r.logs)
 	if err != nil {
 		r.err = fmt.Errorf("%v%s", err, logTail(r.logs))
 	}
+	if h != nil {
+		r.procs = h.taken()
+	}
+	// Every callback is in: the container, and whatever posted them, is gone.
 	r.calls = s.recv.For(id)
-	if len(r.calls) > 0 {
-		res, err := r.calls[0].Result()
+	var own *receiver.Call
+	own, r.others = judgeCalls(id, r.calls)
+	if own != nil {
+		res, err := ValidateResult(own.Body)
 		if err == nil {
 			r.result = &res
-		} else if r.err == nil {
-			r.err = err
+		} else {
+			r.badResult = err
 		}
 	}
 	return r
 }
 
-// logEvent is one JSON log line of the watchdog.
-type logEvent struct {
-	Time   time.Time
-	Msg    string
-	Fields map[string]any
-}
-
-// parseLog picks the watchdog's JSON log lines out of a container's log.
-func parseLog(logs []byte) []logEvent {
-	var out []logEvent
-	for _, line := range strings.Split(string(logs), "\n") {
-		line = strings.TrimSpace(line)
-		if !strings.HasPrefix(line, "{") {
+// judgeCalls picks the watchdog's callback among an execution's: the one
+// that carries the execution's X-Execution-Id, the first valid result when
+// several do. The rest are others.
+func judgeCalls(id string, calls []receiver.Call) (own *receiver.Call, others []receiver.Call) {
+	pick := -1
+	for i, c := range calls {
+		if c.Header.Get("X-Execution-Id") != id {
 			continue
 		}
-		var m map[string]any
-		if json.Unmarshal([]byte(line), &m) != nil {
-			continue
+		if pick < 0 {
+			pick = i
 		}
-		msg, ok1 := m["msg"].(string)
-		ts, ok2 := m["time"].(string)
-		if !ok1 || !ok2 {
-			continue
-		}
-		t, err := time.Parse(time.RFC3339Nano, ts)
-		if err != nil {
-			continue
-		}
-		out = append(out, logEvent{Time: t, Msg: msg, Fields: m})
-	}
-	return out
-}
-
-// find returns the first event with msg.
-func find(events []logEvent, msg string) (logEvent, bool) {
-	for _, e := range events {
-		if e.Msg == msg {
-			return e, true
+		if _, err := ValidateResult(c.Body); err == nil {
+			pick = i
+			break
 		}
 	}
-	return logEvent{}, false
-}
-
-// distinct counts the distinct values of field among the events with msg.
-func distinct(events []logEvent, msg, field string) int {
-	seen := map[any]bool{}
-	for _, e := range events {
-		if v, ok := e.Fields[field]; ok && e.Msg == msg {
-			seen[v] = true
+	for i, c := range calls {
+		if i != pick {
+			others = append(others, c)
 		}
 	}
-	return len(seen)
-}
-
-// firstNumber is field of the first event with msg that has it.
-func firstNumber(events []logEvent, msg, field string) (float64, bool) {
-	for _, e := range events {
-		if e.Msg == msg {
-			if f, ok := number(e, field); ok {
-				return f, true
-			}
-		}
+	if pick >= 0 {
+		own = &calls[pick]
 	}
-	return 0, false
+	return own, others
 }
 
-func number(e logEvent, field string) (float64, bool) {
-	f, ok := e.Fields[field].(float64)
-	return f, ok
+// ValidateResult decodes a callback body that must be a result:
+// {"success":bool,"output":...,"error":null|{"code","message"}}. A body
+// without "success", or a failure without an error code, is malformed.
+func ValidateResult(body []byte) (result.Result, error) {
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(body, &raw); err != nil {
+		return result.Result{}, fmt.Errorf("the body is not a JSON object (%v): %s", err, oneLine(string(body), 200))
+	}
+	sv, ok := raw["success"]
+	if !ok {
+		return result.Result{}, fmt.Errorf(`the body has no "success" field: %s`, oneLine(string(body), 200))
+	}
+	var success bool
+	if err := json.Unmarshal(sv, &success); err != nil {
+		return result.Result{}, fmt.Errorf(`"success" is %s, not true or false`, oneLine(string(sv), 50))
+	}
+	res, err := result.Decode(body)
+	if err != nil {
+		return result.Result{}, fmt.Errorf("the body does not decode as a result (%v): %s", err, oneLine(string(body), 200))
+	}
+	if !success && (res.Error == nil || res.Error.Code == "") {
+		return result.Result{}, fmt.Errorf(`a failure ("success":false) without "error":{"code","message"}: %s`, oneLine(string(body), 200))
+	}
+	if success && res.Error != nil {
+		return result.Result{}, fmt.Errorf(`a success with an "error": %s`, oneLine(string(body), 200))
+	}
+	return res, nil
+}
+
+// snapshot is a container's process list at one moment.
+type snapshot struct {
+	root  string // the host pid of the container's PID 1
+	procs []Process
+	err   error
+}
+
+// hold keeps the watchdog's callback of one execution waiting while the
+// container's processes are listed.
+type hold struct {
+	id        string
+	container chan *Container
+	once      sync.Once
+	done      chan struct{}
+	snap      *snapshot
+}
+
+func (s *session) holdFor(id string) *hold {
+	h := &hold{id: id, container: make(chan *Container, 1), done: make(chan struct{})}
+	s.mu.Lock()
+	s.holds[id] = h
+	s.mu.Unlock()
+	return h
+}
+
+// taken returns the snapshot taken during the delivery (nil: none came).
+func (h *hold) taken() *snapshot {
+	select {
+	case <-h.done:
+		return h.snap
+	default:
+		return nil
+	}
+}
+
+// onCallback runs for every callback before it is answered: the
+// watchdog's callback of a held execution waits for the process list.
+func (s *session) onCallback(c receiver.Call) {
+	id := c.ExecutionID()
+	s.mu.Lock()
+	h := s.holds[id]
+	s.mu.Unlock()
+	if h == nil || c.Header.Get("X-Execution-Id") != id {
+		return
+	}
+	h.once.Do(func() {
+		defer close(h.done)
+		select {
+		case ct := <-h.container:
+			h.snap = takeSnapshot(s.ctx, ct)
+			h.container <- ct
+		case <-time.After(20 * time.Second):
+			h.snap = &snapshot{err: errors.New("the container was not known 20s after its callback")}
+		}
+	})
+}
+
+// takeSnapshot lists a running container's processes.
+func takeSnapshot(ctx context.Context, c *Container) *snapshot {
+	st, err := c.State(ctx)
+	if err != nil {
+		return &snapshot{err: err}
+	}
+	procs, err := c.Processes(ctx)
+	return &snapshot{root: strconv.Itoa(st.Pid), procs: procs, err: err}
 }
 
 // logTail quotes the end of a container log for a reason.
 func logTail(logs []byte) string {
-	t := strings.TrimSpace(lastLines(string(logs), 3))
+	t := excerpt(string(logs), 400)
 	if t == "" {
 		return ""
 	}
-	return "; log: " + oneLine(t, 400)
+	return "; log: " + t
 }
 
 func oneLine(s string, n int) string {

@@ -15,11 +15,11 @@ import (
 	"github.com/rogpeppe/go-internal/testscript"
 
 	"nanofaas.dev/conformance"
+	"nanofaas.dev/devkit/freeport"
+	"nanofaas.dev/devkit/scripttest"
 	emulator "nanofaas.dev/emulator/cli"
 	"nanofaas.dev/watchdog"
-	"nanofaas.dev/devkit/freeport"
 	"nanofaas.dev/watchdog/result"
-	"nanofaas.dev/devkit/scripttest"
 )
 
 // cleanupM removes, once every test has run, what the tests built for the

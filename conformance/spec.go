@@ -271,3 +271,25 @@ func parseModes(v string) ([]string, error) {
 	}
 	return out, nil
 }
+
+// RequirementText returns the section of SPEC.md that states one
+// requirement: its heading, fields and statement.
+func RequirementText(id string) (string, bool) {
+	lines := strings.Split(specText, "\n")
+	var out []string
+	in := false
+	for _, l := range lines {
+		if strings.HasPrefix(l, "### "+id+":") {
+			in = true
+		} else if in && (strings.HasPrefix(l, "### ") || strings.HasPrefix(l, "## ")) {
+			break
+		}
+		if in {
+			out = append(out, l)
+		}
+	}
+	if !in {
+		return "", false
+	}
+	return strings.TrimRight(strings.Join(out, "\n"), "\n") + "\n", true
+}

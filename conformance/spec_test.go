@@ -173,3 +173,22 @@ func TestCLIUsageErrors(t *testing.T) {
 		})
 	}
 }
+
+// `conformance spec ID` prints that requirement alone; an unknown id is a
+// usage error that says where the ids are.
+func TestCLISpecOneRequirement(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if status := conformance.Main(context.Background(), []string{"spec", "rt-http-003"}, &stdout, &stderr); status != 0 {
+		t.Fatalf("exit status %d: %s", status, stderr.String())
+	}
+	out := stdout.String()
+	if !strings.HasPrefix(out, "### RT-HTTP-003: The runtime listens on PORT\n") || !strings.Contains(out, "- **Level:** MUST") ||
+		strings.Contains(out, "RT-HTTP-004") || strings.Contains(out, "RT-HTTP-002") {
+		t.Errorf("conformance spec RT-HTTP-003 printed:\n%s", out)
+	}
+	stdout.Reset()
+	if status := conformance.Main(context.Background(), []string{"spec", "RT-NOPE-001"}, &stdout, &stderr); status != conformance.ExitUsage ||
+		!strings.Contains(stderr.String(), "conformance list") {
+		t.Errorf("unknown id: exit status %d, stderr %q", status, stderr.String())
+	}
+}

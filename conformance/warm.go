@@ -1,7 +1,6 @@
 package conformance
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -9,9 +8,9 @@ import (
 	"io"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
+	"nanofaas.dev/devkit/receiver"
 	"nanofaas.dev/watchdog/result"
 )
 
@@ -25,6 +24,15 @@ type warmCall struct {
 	body   []byte
 	result *result.Result
 	err    error
+	// callback is the watchdog's callback for the invocation (nil: none
+	// came); others are the callbacks that were not the watchdog's.
+	callback *receiver.Call
+	others   []receiver.Call
+}
+
+// judgeCallbacks sorts the invocation's callbacks.
+func (c *warmCall) judgeCallbacks(calls []receiver.Call) {
+	c.callback, c.others = judgeCalls(c.id, calls)
 }
 
 // describe summarises a call for a reason.
@@ -35,7 +43,7 @@ func (c *warmCall) describe() string {
 	case c.err != nil:
 		return c.err.Error()
 	case c.result != nil && c.result.Error != nil:
-		return fmt.Sprintf("HTTP %d %s: %s", c.status, c.result.Error.Code, oneLine(c.result.Error.Message, 300))
+		return fmt.Sprintf("HTTP %d %s: %s", c.status, c.result.Error.Code, excerpt(c.result.Error.Message, 600))
 	}
 	return fmt.Sprintf("HTTP %d: %s", c.status, oneLine(string(c.body), 200))
 }
@@ -46,39 +54,51 @@ func (c *warmCall) ok() bool {
 
 // warmRun is what a WARM container showed over a sequence of invocations.
 type warmRun struct {
-	err        error // the container could not be run or never became ready
+	err error // the container could not be run or never became ready
+	// served: /health on WARM_PORT answered HTTP (any status); ready: 200.
+	served     bool
 	ready      bool
 	readyAfter time.Duration
 	lastHealth string
 	calls      []*warmCall
 	bad        *warmCall
 	afterBad   *warmCall
-	// restarts are watchdog_runtime_restarts_total by label set, scraped
-	// once ready, after the sequence and after the bad payload (nil when
-	// /metrics did not have them).
-	restartsReady, restartsSeq, restartsBad map[string]float64
-	stopTook                                time.Duration
-	stopErr                                 error
-	exitCode                                int
-	logs                                    []byte
-	events                                  []logEvent
+	// procs are the container's processes once ready, after the sequence
+	// and after the bad payload's invocation and the next one.
+	procsReady, procsSeq, procsBad *snapshot
+	stopTook                       time.Duration
+	stopErr                        error
+	exitCode                       int
+	logs                           []byte
 }
 
-// runWarm starts the image in server mode and runs the sequence: /health
-// until ready, the payload warmInvocations times, the bad payload and the
-// payload again, /metrics, then docker stop.
+// all returns every invocation sent, in order.
+func (w *warmRun) all() []*warmCall {
+	out := append([]*warmCall{}, w.calls...)
+	for _, c := range []*warmCall{w.bad, w.afterBad} {
+		if c != nil {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// runWarm starts the image in server mode, with CALLBACK_URL set as the
+// control plane sets it, and runs the sequence: /health until ready, the
+// payload warmInvocations times, the bad payload and the payload again,
+// then docker stop. The callbacks of every invocation are collected once
+// the container has exited.
 func (s *session) runWarm(ctx context.Context) *warmRun {
 	r := &warmRun{}
-	port := strings.TrimSpace(s.img.Env["WARM_PORT"])
-	if port == "" {
-		port = "8080"
-	}
+	port := s.warmPort()
 	env := map[string]string{
+		"CALLBACK_URL":         ContainerURL(s.recv),
 		"TIMEOUT_MS":           strconv.FormatInt(s.o.Timeout.Milliseconds(), 10),
 		"KILL_GRACE_MS":        strconv.FormatInt(measureGrace.Milliseconds(), 10),
-		"LOG_LEVEL":            "debug",
-		"LOG_FORMAT":           "json",
 		"WARM_IDLE_TIMEOUT_MS": "0",
+	}
+	if imageMode(s.img.Env) != "WARM" {
+		env["WARM"] = "true"
 	}
 	c, err := s.d.Start(ctx, ContainerSpec{Image: s.o.Image, Env: env, Expose: []string{port + "/tcp"}})
 	if err != nil {
@@ -88,7 +108,9 @@ func (s *session) runWarm(ctx context.Context) *warmRun {
 	defer c.Remove()
 	collect := func() {
 		r.logs, _ = c.Logs(context.WithoutCancel(ctx))
-		r.events = parseLog(r.logs)
+		for _, call := range r.all() {
+			call.judgeCallbacks(s.recv.For(call.id))
+		}
 	}
 	base, err := c.Endpoint(ctx, port+"/tcp")
 	if err != nil {
@@ -107,6 +129,7 @@ func (s *session) runWarm(ctx context.Context) *warmRun {
 		if err == nil {
 			b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 			resp.Body.Close()
+			r.served = true
 			r.lastHealth = fmt.Sprintf("HTTP %d %s", resp.StatusCode, oneLine(string(b), 200))
 			if resp.StatusCode == http.StatusOK {
 				r.ready = true
@@ -130,15 +153,15 @@ func (s *session) runWarm(ctx context.Context) *warmRun {
 	}
 
 	if r.ready {
-		r.restartsReady = scrapeRestarts(client, base)
+		r.procsReady = takeSnapshot(ctx, c)
 		for i := 0; i < warmInvocations && ctx.Err() == nil; i++ {
 			r.calls = append(r.calls, s.invokeWarm(ctx, client, base, s.o.Payload, "warm"))
 		}
-		r.restartsSeq = scrapeRestarts(client, base)
+		r.procsSeq = takeSnapshot(ctx, c)
 		if s.o.BadPayload != nil && ctx.Err() == nil {
 			r.bad = s.invokeWarm(ctx, client, base, s.o.BadPayload, "warm-bad")
 			r.afterBad = s.invokeWarm(ctx, client, base, s.o.Payload, "warm-after-bad")
-			r.restartsBad = scrapeRestarts(client, base)
+			r.procsBad = takeSnapshot(ctx, c)
 		}
 	}
 
@@ -181,58 +204,10 @@ func (s *session) invokeWarm(ctx context.Context, client *http.Client, base stri
 		call.err = fmt.Errorf("POST /invoke: reading the answer: %v", err)
 		return call
 	}
-	if res, err := result.Decode(call.body); err == nil {
+	if res, err := ValidateResult(call.body); err == nil {
 		call.result = &res
 	} else {
-		call.err = fmt.Errorf("POST /invoke answered HTTP %d with a body that is not a result: %s", call.status, oneLine(string(call.body), 200))
+		call.err = fmt.Errorf("POST /invoke answered HTTP %d with a malformed result: %v", call.status, err)
 	}
 	return call
-}
-
-// scrapeRestarts reads watchdog_runtime_restarts_total from /metrics, by
-// label set; nil when /metrics does not answer or does not have it.
-func scrapeRestarts(client *http.Client, base string) map[string]float64 {
-	resp, err := client.Get(base + "/metrics")
-	if err != nil {
-		return nil
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil
-	}
-	var out map[string]float64
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		line := sc.Text()
-		if !strings.HasPrefix(line, "watchdog_runtime_restarts_total") {
-			continue
-		}
-		i := strings.LastIndexByte(line, ' ')
-		if i < 0 {
-			continue
-		}
-		if v, err := strconv.ParseFloat(line[i+1:], 64); err == nil {
-			if out == nil {
-				out = map[string]float64{}
-			}
-			out[strings.TrimPrefix(line[:i], "watchdog_runtime_restarts_total")] = v
-		}
-	}
-	return out
-}
-
-// restartsBetween says how many restarts happened between two scrapes, and
-// for which label sets; n is -1 when either scrape is missing.
-func restartsBetween(before, after map[string]float64) (n float64, which string) {
-	if before == nil || after == nil {
-		return -1, ""
-	}
-	var parts []string
-	for k, v := range after {
-		if d := v - before[k]; d > 0 {
-			n += d
-			parts = append(parts, fmt.Sprintf("%s +%.0f", k, d))
-		}
-	}
-	return n, strings.Join(parts, ", ")
 }

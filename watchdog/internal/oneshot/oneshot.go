@@ -6,6 +6,7 @@ import (
 	"context"
 
 	"nanofaas.dev/watchdog/config"
+	"nanofaas.dev/watchdog/events"
 	"nanofaas.dev/watchdog/internal/callback"
 	"nanofaas.dev/watchdog/internal/protocol"
 	"nanofaas.dev/watchdog/result"
@@ -42,7 +43,7 @@ func Run(ctx context.Context, cfg config.Config, deps protocol.Deps, cb *callbac
 	} else {
 		res = protocol.NewPerInvocation(cfg, deps).Invoke(ctx, inv)
 	}
-	log.Info("invocation finished", "success", res.Success, "error_code", string(res.ErrorCode()), "duration_ms", res.DurationMs)
+	log.Info(events.InvocationFinished, events.KeySuccess, res.Success, events.KeyErrorCode, string(res.ErrorCode()), events.KeyDurationMs, res.DurationMs)
 	if res.Error != nil {
 		log.Info("invocation failed", "error_code", string(res.Error.Code), "message", res.Error.LogMessage())
 	}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"nanofaas.dev/watchdog/config"
+	"nanofaas.dev/watchdog/events"
 	"nanofaas.dev/watchdog/internal/process"
 	"nanofaas.dev/watchdog/result"
 )
@@ -146,7 +147,7 @@ func (h *HTTP) Start(ctx context.Context) *result.Result {
 	for {
 		ok, problem := h.healthy(ctx)
 		if ok {
-			h.deps.Log.Debug("runtime ready", "pid", c.Pid, "ms", time.Since(start).Milliseconds())
+			h.deps.Log.Debug(events.RuntimeReady, events.KeyPID, c.Pid, events.KeyStartupMs, time.Since(start).Milliseconds())
 			return nil
 		}
 		lastProblem = problem

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"nanofaas.dev/watchdog/config"
+	"nanofaas.dev/watchdog/events"
 	"nanofaas.dev/watchdog/internal/callback"
 	"nanofaas.dev/watchdog/internal/metrics"
 	"nanofaas.dev/watchdog/internal/protocol"
@@ -470,15 +471,15 @@ func (s *Server) logInvocation(req *request, res *result.Result, took time.Durat
 		return
 	}
 	attrs := make([]slog.Attr, 0, 6)
-	attrs = append(attrs, slog.String("execution_id", req.executionID))
+	attrs = append(attrs, slog.String(events.KeyExecutionID, req.executionID))
 	if req.traceID != "" {
-		attrs = append(attrs, slog.String("trace_id", req.traceID))
+		attrs = append(attrs, slog.String(events.KeyTraceID, req.traceID))
 	}
-	attrs = append(attrs, slog.Bool("success", res.Success), slog.Int64("duration_ms", took.Milliseconds()))
+	attrs = append(attrs, slog.Bool(events.KeySuccess, res.Success), slog.Int64(events.KeyDurationMs, took.Milliseconds()))
 	if res.Error != nil {
-		attrs = append(attrs, slog.String("error_code", string(res.Error.Code)), slog.String("message", res.Error.LogMessage()))
+		attrs = append(attrs, slog.String(events.KeyErrorCode, string(res.Error.Code)), slog.String("message", res.Error.LogMessage()))
 	}
-	s.log.LogAttrs(ctx, slog.LevelInfo, "invocation finished", attrs...)
+	s.log.LogAttrs(ctx, slog.LevelInfo, events.InvocationFinished, attrs...)
 }
 
 // deliver registers the result's delivery to the callback URL and returns

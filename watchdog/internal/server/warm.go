@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"nanofaas.dev/watchdog/config"
+	"nanofaas.dev/watchdog/events"
 	"nanofaas.dev/watchdog/internal/metrics"
 	"nanofaas.dev/watchdog/internal/protocol"
 	"nanofaas.dev/watchdog/proctree"
@@ -177,7 +178,7 @@ func (w *warm) run(ctx context.Context) {
 		w.cur, w.failure, w.tries = g, nil, 0
 		w.setLocked(stateReady)
 		w.mu.Unlock()
-		w.log.Info("runtime ready", "pid", pid, "startup_ms", readyAt.Sub(begun).Milliseconds())
+		w.log.Info(events.RuntimeReady, events.KeyPID, pid, events.KeyStartupMs, readyAt.Sub(begun).Milliseconds())
 
 		reason := w.watch(ctx, g)
 		if reason == metrics.RestartExited {

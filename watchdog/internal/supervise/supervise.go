@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"nanofaas.dev/watchdog/config"
+	"nanofaas.dev/watchdog/events"
 	"nanofaas.dev/watchdog/internal/callback"
 	"nanofaas.dev/watchdog/internal/logging"
 	"nanofaas.dev/watchdog/internal/oneshot"
@@ -81,7 +82,8 @@ func Run(ctx context.Context, env []string, stdout, stderr io.Writer) int {
 	deps := protocol.Deps{Procs: procs, Log: log, Stdout: fnOut, Stderr: fnErr,
 		LogDropped: func() uint64 { return errOut.Dropped() + stdOut.Dropped() }}
 	cb := callback.NewClient(cfg.CallbackAttempts, cfg.CallbackBackoff, cfg.CallbackTimeout, log)
-	log.Debug("watchdog starting", "lifecycle", string(cfg.Lifecycle), "protocol", string(cfg.Protocol), "pid1", os.Getpid() == 1, "reap_all", reapAll)
+	log.Debug(events.WatchdogStarting, events.KeyLifecycle, string(cfg.Lifecycle), events.KeyProtocol, string(cfg.Protocol),
+		events.KeyPID1, os.Getpid() == 1, events.KeyReapAll, reapAll)
 	if cfg.Lifecycle == config.Server {
 		return server.Run(ctx, cfg, deps, cb)
 	}
