@@ -40,6 +40,7 @@ var vars = []Var{
 	{"WATCHDOG_SUBREAPER", "false", "true: become a child subreaper and reap orphans even when not PID 1."},
 	{"LOG_LEVEL", "info", "debug, info, warn or error."},
 	{"LOG_FORMAT", "json", "json or text: the format of the watchdog's own log lines on stderr."},
+	{"STDIO_PROTOCOL", "per-invocation", "Server mode with EXECUTION_MODE=STDIO: per-invocation (a process per invocation) or lines (one process kept warm, one request line per invocation on its stdin, one result line on file descriptor NANOFAAS_RESULT_FD=3; see docs/warm-scripts.md)."},
 }
 
 // Variables returns the documentation of every variable the watchdog reads.
