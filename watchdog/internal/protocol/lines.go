@@ -300,7 +300,7 @@ func (l *Lines) judge(r resultLine, inv Invocation) result.Result {
 	}
 	out, errMsg, bad := parseResultLine(r.line, inv.ExecutionID)
 	if bad != "" {
-		quoted := excerpt(r.line, 200)
+		quoted := excerpt(bytes.TrimRight(r.line, "\r\n"), 200)
 		why := fmt.Sprintf("malformed result line on fd %d: %s; got %s", config.ResultFD, bad, quoted)
 		l.breakDown(why)
 		res := result.Failure(result.FunctionError, "%s (the function is restarted)", why)

@@ -56,8 +56,14 @@ func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case s.draining.Load():
 		writeJSON(w, r, http.StatusServiceUnavailable, drainingBody)
-	case s.warm != nil:
-		ready, body := s.warm.healthState()
+	case s.warm != nil || s.lines != nil:
+		var ready bool
+		var body []byte
+		if s.lines != nil {
+			ready, body = s.lines.healthState()
+		} else {
+			ready, body = s.warm.healthState()
+		}
 		status := http.StatusServiceUnavailable
 		if ready {
 			status = http.StatusOK
@@ -326,6 +332,14 @@ func (s *Server) run(w http.ResponseWriter, r *http.Request, req *request) {
 		} else {
 			res = rt.Invoke(context.Background(), inv)
 			s.warm.finished(rt, &res)
+		}
+	} else if s.lines != nil {
+		rt, failed := s.lines.acquire(req.timeout)
+		if failed != nil {
+			res = *failed
+		} else {
+			res = rt.Invoke(context.Background(), inv)
+			s.lines.finished(rt, &res)
 		}
 	} else {
 		res = s.perCall.Invoke(context.Background(), inv)

@@ -1,7 +1,9 @@
 // Package server is the server lifecycle (WARM): the watchdog serves
 // /invoke, /health and /metrics on WARM_PORT and runs invocations one at a
 // time. With the HTTP protocol the runtime is spawned once, kept warm and
-// supervised (warm.go); with STDIO and FILE a process runs per invocation.
+// supervised (warm.go); with STDIO and FILE a process runs per invocation,
+// except with STDIO_PROTOCOL=lines, where one STDIO process is kept warm
+// and supervised the same way (lines.go).
 package server
 
 import (
@@ -67,6 +69,9 @@ type Server struct {
 	warm *warm
 	// perCall runs STDIO and FILE invocations; nil with HTTP.
 	perCall protocol.Runtime
+	// lines supervises a STDIO function kept warm (STDIO_PROTOCOL=lines);
+	// perCall is nil then.
+	lines *linesWarm
 
 	authHash *[sha256.Size]byte
 
@@ -99,6 +104,8 @@ func New(cfg config.Config, deps protocol.Deps, cb *callback.Client) *Server {
 	}
 	if cfg.Protocol == config.ProtocolHTTP {
 		s.warm = newWarm(cfg, deps, s.m)
+	} else if cfg.Protocol == config.ProtocolSTDIO && cfg.StdioProtocol == config.StdioLines {
+		s.lines = newLinesWarm(cfg, deps, s.m)
 	} else {
 		s.perCall = protocol.New(cfg, deps)
 	}
@@ -145,6 +152,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) int {
 	if s.warm != nil {
 		go s.warm.run(runtimeCtx)
 	}
+	if s.lines != nil {
+		go s.lines.run(runtimeCtx)
+	}
 	s.log.Info("serving invocations", "addr", ln.Addr().String(), "protocol", string(s.cfg.Protocol),
 		"mode", s.cfg.Mode, "function", s.cfg.FunctionName)
 
@@ -162,6 +172,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) int {
 	stopRuntime()
 	if s.warm != nil {
 		s.warm.wait()
+	}
+	if s.lines != nil {
+		s.lines.wait()
 	}
 	s.waitDeliveries()
 	s.log.Info("stopped", "reason", reason, "drain_ms", time.Since(began).Milliseconds())
