@@ -32,17 +32,23 @@ type settings struct {
 	idleWait                time.Duration
 	stdioCalls, stdioWarmup int
 	oneshotRuns, startRuns  int
+	// linesSpawnCalls is how many calls each script example gets when it
+	// is spawned per invocation (measurement 7; its warm calls are
+	// warmCalls).
+	linesSpawnCalls int
 }
 
 var (
 	fullSettings = settings{
 		warmCalls: 5000, warmup: 500, memCalls: 10000, idleWait: time.Second,
 		stdioCalls: 2000, stdioWarmup: 100, oneshotRuns: 200, startRuns: 100,
+		linesSpawnCalls: 300,
 	}
 	shortSettings = settings{
 		short:     true,
 		warmCalls: 300, warmup: 50, memCalls: 1000, idleWait: 200 * time.Millisecond,
 		stdioCalls: 60, stdioWarmup: 10, oneshotRuns: 10, startRuns: 6,
+		linesSpawnCalls: 20,
 	}
 )
 
