@@ -76,8 +76,10 @@ func startLines(t *testing.T, startup string, edit ...func(*config.Config)) *lin
 	}
 	t.Cleanup(func() {
 		f.rt.Stop()
-		if pid := f.rt.Pid(); pid > 0 && syscall.Kill(pid, 0) == nil {
-			t.Errorf("the function process %d outlived Stop", pid)
+		if pid := f.rt.Pid(); pid > 0 {
+			if _, exited := f.rt.ExitStatus(); !exited {
+				t.Errorf("the function process %d outlived Stop", pid)
+			}
 		}
 	})
 	return f
@@ -137,7 +139,7 @@ func TestLinesServesInvocationsInOneProcess(t *testing.T) {
 	var pid int
 	for i, payload := range []string{`{"n":1}`, "{\n  \"text\": \"a\\nb\"\n}", `"é ✓ \u2028"`, `null`} {
 		id := "e" + string(rune('1'+i))
-		e := mustEcho(t, f.invoke(t, id, payload, 5*time.Second))
+		e := mustEcho(t, f.invoke(t, id, payload, 10*time.Second))
 		if pid == 0 {
 			pid = e.Pid
 		}
@@ -165,19 +167,19 @@ func jsonEqual(a, b any) bool {
 
 func TestLinesErrorResultKeepsTheProcess(t *testing.T) {
 	f := startLines(t, "")
-	r := f.invoke(t, "e1", `{"do":"error","why":"n must be a number"}`, 5*time.Second)
+	r := f.invoke(t, "e1", `{"do":"error","why":"n must be a number"}`, 10*time.Second)
 	if r.Success || r.ErrorCode() != result.FunctionError || r.Error.Message != "bad input: n must be a number" {
 		t.Fatalf("got %+v", r)
 	}
 	f.alive(t)
-	if e := mustEcho(t, f.invoke(t, "e2", `{}`, 5*time.Second)); e.Calls != 2 {
+	if e := mustEcho(t, f.invoke(t, "e2", `{}`, 10*time.Second)); e.Calls != 2 {
 		t.Errorf("the second call was call %d of its process, want 2", e.Calls)
 	}
 }
 
 func TestLinesOutputIsLoggedForTheInvocation(t *testing.T) {
 	f := startLines(t, "")
-	mustEcho(t, f.invoke(t, "logs-1", `{"do":"log"}`, 5*time.Second))
+	mustEcho(t, f.invoke(t, "logs-1", `{"do":"log"}`, 10*time.Second))
 	f.alive(t)
 	for _, c := range []struct {
 		buf    *lockedBuffer
@@ -212,6 +214,9 @@ func waitRecord(t *testing.T, buf *lockedBuffer, line string) map[string]any {
 
 func TestLinesTimeoutStopsTheProcessGroup(t *testing.T) {
 	f := startLines(t, "")
+	// A first call: the interpreter is up (past any launcher) and waits
+	// for its next request when the timeout strikes.
+	mustEcho(t, f.invoke(t, "first", `{}`, 10*time.Second))
 	pid := f.rt.Pid()
 	start := time.Now()
 	r := f.invoke(t, "slow", `{"do":"hang"}`, 300*time.Millisecond)
@@ -224,8 +229,11 @@ func TestLinesTimeoutStopsTheProcessGroup(t *testing.T) {
 	if why := f.waitDone(t); !strings.Contains(why, "invocation slow timed out") {
 		t.Errorf("why: %q", why)
 	}
-	if syscall.Kill(-pid, 0) == nil {
-		t.Errorf("process group %d still alive after the timeout", pid)
+	// Killed members are gone once reaped (a zombie still answers kill 0).
+	for deadline := time.Now().Add(3 * time.Second); syscall.Kill(-pid, 0) == nil; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("process group %d still alive 3s after the timeout", pid)
+		}
 	}
 	if r := f.invoke(t, "after", `{}`, time.Second); r.ErrorCode() != result.FunctionError || !strings.Contains(r.Error.Message, "cannot take the invocation") {
 		t.Errorf("a call on the broken runtime: %+v", r)
@@ -234,7 +242,7 @@ func TestLinesTimeoutStopsTheProcessGroup(t *testing.T) {
 
 func TestLinesCrashIsAFunctionError(t *testing.T) {
 	f := startLines(t, "")
-	r := f.invoke(t, "boom", `{"do":"crash"}`, 5*time.Second)
+	r := f.invoke(t, "boom", `{"do":"crash"}`, 10*time.Second)
 	if r.ErrorCode() != result.FunctionError || r.ExitCode == nil || *r.ExitCode != 7 {
 		t.Fatalf("got %+v", r)
 	}
@@ -259,7 +267,7 @@ func TestLinesMalformedResultLines(t *testing.T) {
 	} {
 		t.Run(tc.do, func(t *testing.T) {
 			f := startLines(t, "", func(c *config.Config) { c.MaxOutputBytes = 1000 })
-			r := f.invoke(t, "m1", `{"do":"`+tc.do+`","n":5000}`, 5*time.Second)
+			r := f.invoke(t, "m1", `{"do":"`+tc.do+`","n":5000}`, 10*time.Second)
 			if r.ErrorCode() != result.FunctionError || !strings.Contains(r.Error.Message, tc.want) {
 				t.Fatalf("got %+v, want FUNCTION_ERROR with %q", r.Error, tc.want)
 			}
@@ -270,7 +278,8 @@ func TestLinesMalformedResultLines(t *testing.T) {
 
 func TestLinesResultOnStdoutIsALogNotAResult(t *testing.T) {
 	f := startLines(t, "")
-	r := f.invoke(t, "s1", `{"do":"stdout-result"}`, 400*time.Millisecond)
+	mustEcho(t, f.invoke(t, "first", `{}`, 10*time.Second))
+	r := f.invoke(t, "s1", `{"do":"stdout-result"}`, time.Second)
 	if r.ErrorCode() != result.Timeout {
 		t.Fatalf("got %+v, want TIMEOUT: stdout is a log", r)
 	}
@@ -284,7 +293,7 @@ func TestLinesSecondResultLineBreaksTheRuntime(t *testing.T) {
 	for _, do := range []string{"twice", "late"} {
 		t.Run(do, func(t *testing.T) {
 			f := startLines(t, "")
-			r := f.invoke(t, "x1", `{"do":"`+do+`"}`, 5*time.Second)
+			r := f.invoke(t, "x1", `{"do":"`+do+`"}`, 10*time.Second)
 			if !r.Success {
 				t.Fatalf("the first line answers the invocation: %+v", r.Error)
 			}
