@@ -71,7 +71,7 @@ func TestContainerWarmLines(t *testing.T) {
 				}
 			}
 			status, res := invoke(json.RawMessage(badPayload))
-			if status != http.StatusInternalServerError || res.ErrorCode() != result.FunctionError || !strings.Contains(res.Error.Message, `"input" must be a string`) {
+			if status != http.StatusInternalServerError || res.ErrorCode() != result.FunctionError || !strings.Contains(res.Error.Message, `whose field "input" is a string`) {
 				t.Errorf("bad payload: %d %+v, want 500 FUNCTION_ERROR saying why", status, res)
 			}
 			if status, res := invoke(ex.Example.Payload); status != http.StatusOK || !res.Success {

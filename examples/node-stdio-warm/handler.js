@@ -12,7 +12,7 @@ const results = Number(process.env.NANOFAAS_RESULT_FD);
 
 function handle(payload) {
   if (payload === null || typeof payload !== 'object' || Array.isArray(payload) || typeof payload.input !== 'string') {
-    throw new Error('payload must be an object whose field "input" must be a string');
+    throw new Error('payload must be a JSON object whose field "input" is a string');
   }
   return { ...payload, input: payload.input.replace(/[a-z]+/g, (m) => m.toUpperCase()) };
 }

@@ -13,7 +13,7 @@ results = os.fdopen(int(os.environ["NANOFAAS_RESULT_FD"]), "w")
 
 def handle(payload):
     if not isinstance(payload, dict) or not isinstance(payload.get("input"), str):
-        raise ValueError('payload must be an object whose field "input" must be a string')
+        raise ValueError('payload must be a JSON object whose field "input" is a string')
     return dict(payload, input=payload["input"].translate(UPPER))
 
 for line in sys.stdin:
