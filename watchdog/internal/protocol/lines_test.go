@@ -146,7 +146,7 @@ func TestLinesServesInvocationsInOneProcess(t *testing.T) {
 		if e.Pid != pid || e.Pid != f.rt.Pid() {
 			t.Errorf("call %d ran in pid %d, want the one process %d", i+1, e.Pid, f.rt.Pid())
 		}
-		if e.Calls != i+1 || e.ExecutionID != id || e.TraceID != "t-"+id || e.V != LinesVersion || e.TimeoutMs != 5000 || !e.DeadlineInFuture {
+		if e.Calls != i+1 || e.ExecutionID != id || e.TraceID != "t-"+id || e.V != LinesVersion || e.TimeoutMs != 10000 || !e.DeadlineInFuture {
 			t.Errorf("call %d: the function got %+v", i+1, e)
 		}
 		var want, got any
