@@ -84,7 +84,7 @@ func TestEmbeddedSpecParses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.Version != "0.1.1" {
+	if s.Version != "0.2.0" {
 		t.Errorf("version %q", s.Version)
 	}
 	for _, r := range s.Requirements {
