@@ -26,6 +26,9 @@ func TestExampleImagesConform(t *testing.T) {
 		// One example at a time (each runs up to two containers): timings
 		// such as a runtime's stop after SIGTERM stay meaningful on 2 cores.
 		t.Run(ex.Dir, func(t *testing.T) {
+			if isLinesExample(ex.Dir) {
+				t.Skip("a STDIO_PROTOCOL=lines function: TestContainerWarmLines checks it")
+			}
 			requireImage(t, d, ex.Image)
 			ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 			defer cancel()

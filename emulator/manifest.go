@@ -38,10 +38,12 @@ type manifest struct {
 	Warm      *bool                      `json:"warm"`
 	Example   *Example                   `json:"example"`
 	Resources *ResourceSpec              `json:"resources"`
+	// StdioProtocol becomes the watchdog's STDIO_PROTOCOL.
+	StdioProtocol *string `json:"stdio_protocol"`
 }
 
 // manifestFields lists the accepted fields, for error messages.
-const manifestFields = "name, mode, command, dir, image, env, timeout_ms, warm, example, resources"
+const manifestFields = "name, mode, command, dir, image, env, timeout_ms, warm, example, resources, stdio_protocol"
 
 // Example is a manifest's sample invocation.
 type Example struct {
@@ -210,6 +212,18 @@ func ParseManifest(display, abs string, data []byte) (*Function, error) {
 			return nil, fail("resources", "%v", err)
 		}
 		fn.Resources = m.Resources
+	}
+	if m.StdioProtocol != nil {
+		switch p := *m.StdioProtocol; {
+		case p != "lines" && p != "per-invocation":
+			return nil, fail("stdio_protocol", "%q is not accepted: \"per-invocation\" (the default) or \"lines\" (see docs/warm-scripts.md)", p)
+		case p == "lines" && (m.Mode != "STDIO" || !fn.Warm):
+			return nil, fail("stdio_protocol", "\"lines\" needs \"mode\": \"STDIO\" and \"warm\": true: the process is kept between invocations only in server mode")
+		}
+		if _, set := fn.Env["STDIO_PROTOCOL"]; set {
+			return nil, fail("stdio_protocol", "given twice: drop env.STDIO_PROTOCOL")
+		}
+		fn.Env["STDIO_PROTOCOL"] = *m.StdioProtocol
 	}
 	if m.Example != nil && len(m.Example.Payload) == 0 {
 		return nil, fail("example", "has no \"payload\": {\"payload\": <JSON>, \"output\": <JSON, optional>}")

@@ -9,6 +9,11 @@
 #               equal to the example output; bad payloads exit 1 with a
 #               message on stderr and nothing on stdout
 #   FILE        the same through INPUT_FILE/OUTPUT_FILE (no OUTPUT_FILE on error)
+#   STDIO with "stdio_protocol": "lines"
+#               one process gets a request line per payload on stdin and
+#               answers each with one result line on fd 3: the example
+#               payload {"output": <example output>}, bad payloads
+#               {"error": "..."}; nothing on stdout; exit 0 at end of input
 #   HTTP, WARM  started with PORT from the manifest's RUNTIME_URL: GET /health
 #               is 200, POST /invoke answers the example, bad payloads get 400
 #               with {"error":{"message"}}, and SIGTERM stops it within 3 s
@@ -43,6 +48,32 @@ test_stdio() {
     err="$(head -n1 "$TMP/err")"
     if [ $rc = 1 ] && [ -z "$out" ] && [ -n "$err" ]; then ok "$p -> exit 1: $err"; else ko "$p -> rc=$rc stdout=$out stderr=$err"; fi
   done
+}
+
+test_lines() {
+  local p i=0 n out rc line
+  {
+    for p in "$payload" "${BAD_PAYLOADS[@]:0:4}"; do
+      i=$((i + 1))
+      jq -cn --argjson p "$p" --arg id "self-$i" '{v:1,execution_id:$id,trace_id:"",deadline_ms:0,timeout_ms:1000,payload:$p}'
+    done
+  } >"$TMP/requests"
+  NANOFAAS_RESULT_FD=3 "${cmd[@]}" <"$TMP/requests" >"$TMP/out" 2>"$TMP/err" 3>"$TMP/results"
+  rc=$?
+  n="$(wc -l <"$TMP/results")"
+  if [ $rc = 0 ] && [ "$n" = 5 ] && [ ! -s "$TMP/out" ]; then
+    ok "5 requests -> 5 result lines on fd 3, nothing on stdout, exit 0"
+  else
+    ko "5 requests -> rc=$rc, $n result lines, stdout=$(head -c 300 "$TMP/out") stderr=$(head -c 300 "$TMP/err")"
+  fi
+  line="$(sed -n 1p "$TMP/results")"
+  out="$(jq -c .output <<<"$line" 2>/dev/null)"
+  if same_json "$out" "$expected"; then ok "example payload -> $line"; else ko "example payload -> $line"; fi
+  for i in 2 3 4 5; do
+    line="$(sed -n "${i}p" "$TMP/results")"
+    if [ -n "$(jq -r '.error // empty' <<<"$line" 2>/dev/null)" ]; then ok "bad payload -> $line"; else ko "bad payload -> $line"; fi
+  done
+  rm -f "$TMP/requests" "$TMP/results"
 }
 
 test_file() {
@@ -136,7 +167,8 @@ for manifest in "${manifests[@]}"; do
   (
     cd "$dir" || exit 1
     case "$mode" in
-      STDIO) test_stdio ;;
+      STDIO)
+        if [ "$(jq -r '.stdio_protocol // ""' "$manifest")" = lines ]; then test_lines; else test_stdio; fi ;;
       FILE) test_file ;;
       HTTP | WARM)
         # the manifest's env (e.g. READY_TIMEOUT_MS) is for the watchdog; PORT is what the runtime reads

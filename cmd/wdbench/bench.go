@@ -32,19 +32,25 @@ type settings struct {
 	oneshotRuns, startRuns  int
 	// throughputFor is how long each throughput point runs, per target.
 	throughputFor time.Duration
+	// linesSpawnCalls is how many calls each script example gets when it
+	// is spawned per invocation (measurement 8; its warm calls are
+	// warmCalls).
+	linesSpawnCalls int
 }
 
 var (
 	fullSettings = settings{
 		warmCalls: 5000, warmup: 500, memCalls: 10000, idleWait: time.Second,
 		stdioCalls: 2000, stdioWarmup: 100, oneshotRuns: 200, startRuns: 100,
-		throughputFor: 2 * time.Second,
+		throughputFor:   2 * time.Second,
+		linesSpawnCalls: 300,
 	}
 	shortSettings = settings{
 		short:     true,
 		warmCalls: 300, warmup: 50, memCalls: 1000, idleWait: 200 * time.Millisecond,
 		stdioCalls: 60, stdioWarmup: 10, oneshotRuns: 10, startRuns: 6,
-		throughputFor: 300 * time.Millisecond,
+		throughputFor:   300 * time.Millisecond,
+		linesSpawnCalls: 20,
 	}
 )
 

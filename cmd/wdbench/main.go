@@ -14,6 +14,10 @@
 //  6. the size of the watchdog binary built as the Dockerfile builds it;
 //  7. throughput: requests per second with 1, 4 and 16 clients at once,
 //     through the watchdog (WARM_CONCURRENCY=16) vs the runtime direct.
+//  8. script functions (the python-stdio and node-stdio examples, for each
+//     interpreter on PATH) spawned per invocation vs kept warm with
+//     STDIO_PROTOCOL=lines (their -warm examples), side by side with the
+//     warm HTTP runtime of 1.
 //
 // Every latency is compared with a baseline measured in the same run, as
 // absolute times on a shared machine are noise. It builds the watchdog and
@@ -109,8 +113,10 @@ type Report struct {
 	Binary  int64         `json:"binary_bytes"`
 	// Throughput is measurement 7.
 	Throughput ThroughputReport `json:"throughput"`
-	Targets    []Target         `json:"targets"`
-	Duration   float64          `json:"run_seconds"`
+	// Lines is measurement 8.
+	Lines    LinesReport `json:"stdio_lines"`
+	Targets  []Target    `json:"targets"`
+	Duration float64     `json:"run_seconds"`
 }
 
 // Machine describes where the figures come from.
@@ -130,6 +136,8 @@ type Target struct {
 	Unit     string  `json:"unit"`
 	Met      bool    `json:"met"`
 	How      string  `json:"how"`
+	// AtLeast: the target is a floor (measured >= limit), not a ceiling.
+	AtLeast bool `json:"at_least,omitempty"`
 }
 
 func measure(ctx context.Context, s settings, keep bool, watchdogBin string, log io.Writer) (*Report, error) {
@@ -192,6 +200,10 @@ func measure(ctx context.Context, s settings, keep bool, watchdogBin string, log
 	if rep.Throughput, err = benchThroughput(ctx, bins, s.throughputFor); err != nil {
 		return nil, fmt.Errorf("throughput: %w", err)
 	}
+	step(fmt.Sprintf("8. scripts: spawned per invocation (%d calls) vs STDIO_PROTOCOL=lines (%d calls)", s.linesSpawnCalls, s.warmCalls))
+	if rep.Lines, err = benchLines(ctx, root, bins, s); err != nil {
+		return nil, fmt.Errorf("STDIO lines: %w", err)
+	}
 	rep.Targets = targets(rep)
 	rep.Duration = round3(time.Since(began).Seconds())
 	step("done")
@@ -230,8 +242,12 @@ func targets(r *Report) []Target {
 	if r.Short {
 		t[6].How = "watchdog/cmd/watchdog, --short: -ldflags='-s -w' only, so the size is indicative"
 	}
+	t = append(t, linesTargets(r.Lines)...)
 	for i := range t {
 		t[i].Met = t[i].Measured <= t[i].Limit
+		if t[i].AtLeast {
+			t[i].Met = t[i].Measured >= t[i].Limit
+		}
 	}
 	return t
 }
@@ -276,6 +292,7 @@ func printTable(w io.Writer, r *Report) {
 	row("4. start: runtime alone, exec -> /health 200", r.Startup.Runtime)
 	row("   watchdog (WARM), exec -> /health 200", r.Startup.Watchdog)
 	diff("   overhead", r.Startup.Watchdog, r.Startup.Runtime)
+	printLines(w, r.Lines, row)
 
 	mem := r.Memory
 	mbs := func(kb int64) string { return fmt.Sprintf("%.2f MB", kbToMB(kb)) }
@@ -292,7 +309,11 @@ func printTable(w io.Writer, r *Report) {
 		if !t.Met {
 			status = "MISSED"
 		}
-		fmt.Fprintf(w, "%-25s %7.3f %-2s %10s  %-6s  %s\n", t.Name, t.Measured, t.Unit, "<= "+trimFloat(t.Limit)+" "+t.Unit, status, t.How)
+		bound := "<= "
+		if t.AtLeast {
+			bound = ">= "
+		}
+		fmt.Fprintf(w, "%-25s %7.3f %-2s %10s  %-6s  %s\n", t.Name, t.Measured, t.Unit, bound+trimFloat(t.Limit)+" "+t.Unit, status, t.How)
 	}
 	fmt.Fprintf(w, "\n(%.0f s; MB = 10^6 bytes; targets are reported, not asserted)\n", r.Duration)
 }

@@ -26,6 +26,22 @@ const (
 	ProtocolFILE  Protocol = "FILE"
 )
 
+// StdioProtocol is how a STDIO function is run in server mode.
+type StdioProtocol string
+
+// The STDIO protocols of server mode.
+const (
+	// StdioPerInvocation starts a process per invocation (the default).
+	StdioPerInvocation StdioProtocol = "per-invocation"
+	// StdioLines keeps one process warm: a request line per invocation on
+	// its stdin, a result line on file descriptor ResultFD.
+	StdioLines StdioProtocol = "lines"
+)
+
+// ResultFD is the file descriptor on which a STDIO_PROTOCOL=lines function
+// writes its result lines; it is told so in NANOFAAS_RESULT_FD.
+const ResultFD = 3
+
 // Lifecycle says whether the watchdog runs one invocation or serves many.
 type Lifecycle string
 
@@ -54,6 +70,9 @@ type Config struct {
 	Protocol  Protocol
 	// Mode is EXECUTION_MODE as given (upper-cased), for logs and metrics.
 	Mode string
+	// StdioProtocol is STDIO_PROTOCOL: StdioLines only in server mode with
+	// the STDIO protocol.
+	StdioProtocol StdioProtocol
 
 	ExecutionID string
 	CallbackURL string
@@ -241,10 +260,34 @@ func New(env []string) (Config, error) {
 		p.fail("RUNTIME_URL", c.RuntimeURL, fmt.Sprintf("a port other than WARM_PORT=%d: the watchdog serves /invoke there, so the runtime must listen elsewhere", c.WarmPort))
 	}
 
+	c.StdioProtocol = p.stdioProtocol(c)
+
 	if p.err != nil {
 		return Config{}, p.err
 	}
 	return c, nil
+}
+
+// stdioProtocol parses STDIO_PROTOCOL: lines needs server mode with the
+// STDIO protocol, the only place a process can be kept between invocations.
+func (p *parser) stdioProtocol(c Config) StdioProtocol {
+	raw := p.raw("STDIO_PROTOCOL")
+	switch StdioProtocol(strings.ToLower(strings.TrimSpace(p.str("STDIO_PROTOCOL")))) {
+	case StdioPerInvocation:
+		return StdioPerInvocation
+	case StdioLines:
+		if c.Lifecycle != Server || c.Protocol != ProtocolSTDIO {
+			p.fail("STDIO_PROTOCOL", raw, fmt.Sprintf("lines needs server mode with the STDIO protocol (WARM=true and EXECUTION_MODE=STDIO), here EXECUTION_MODE=%s in %s mode; remove STDIO_PROTOCOL or set both", c.Mode, c.Lifecycle))
+		}
+		if c.WarmConcurrency > 1 {
+			// The line protocol carries one invocation at a time per
+			// process; the queue holds the rest.
+			p.fail("WARM_CONCURRENCY", p.raw("WARM_CONCURRENCY"), "1 with STDIO_PROTOCOL=lines: a lines function takes one invocation at a time (the others wait in the queue, WARM_QUEUE_SIZE)")
+		}
+		return StdioLines
+	}
+	p.fail("STDIO_PROTOCOL", raw, "per-invocation (the default) or lines")
+	return StdioPerInvocation
 }
 
 // parser keeps the first error, so that New reports one variable at a time.

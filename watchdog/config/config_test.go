@@ -24,6 +24,7 @@ func TestDefaults(t *testing.T) {
 		Lifecycle:          OneShot,
 		Protocol:           ProtocolHTTP,
 		Mode:               "HTTP",
+		StdioProtocol:      StdioPerInvocation,
 		ExecutionID:        "e1",
 		CallbackURL:        "http://cp:8080/v1/internal/executions",
 		Payload:            json.RawMessage("null"),
@@ -70,13 +71,14 @@ func TestEveryVariable(t *testing.T) {
 		"CALLBACK_BACKOFF_MS=1", "CALLBACK_TIMEOUT_MS=2", "FUNCTION_NAME=fn",
 		"WATCHDOG_SUBREAPER=true", "LOG_LEVEL=debug", "LOG_FORMAT=TEXT",
 		"WARM_CONCURRENCY=4", "WARM_QUEUE_SIZE=0", "WARM_QUEUE_TIMEOUT_MS=250", "PASS_CALLBACK_URL=true",
+		"STDIO_PROTOCOL=Per-Invocation",
 	}
 	got, err := New(env)
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := Config{
-		Lifecycle: OneShot, Protocol: ProtocolSTDIO, Mode: "STDIO",
+		Lifecycle: OneShot, Protocol: ProtocolSTDIO, Mode: "STDIO", StdioProtocol: StdioPerInvocation,
 		ExecutionID: "x-9", CallbackURL: "https://cp/cb:complete", TraceID: "t-1",
 		Payload: json.RawMessage(`{"a":1}`), Command: []string{"python3", "/app/my handler.py"},
 		RuntimeURL: "http://127.0.0.1:9000/run", HealthURL: "http://127.0.0.1:9000/ready", RuntimePort: 9000,

@@ -45,6 +45,7 @@ var vars = []Var{
 	{"WARM_QUEUE_SIZE", "32", "Server mode: requests that may wait for a slot when all WARM_CONCURRENCY are busy; past it /invoke answers 429 BUSY with Retry-After. 0: no queue."},
 	{"WARM_QUEUE_TIMEOUT_MS", "0", "Server mode: longest wait in the queue, in milliseconds; 0: the invocation's own timeout (TIMEOUT_MS or timeout_ms), which the wait always counts against. A call still waiting then gets 429 QUEUE_TIMEOUT with Retry-After."},
 	{"FUNCTION_LOG_FORMAT", "wrapped", "wrapped: each line the function writes to stdout or stderr becomes a watchdog record (msg \"function output\", the line in its \"line\" field), so it can never pass for one of the watchdog's own; raw: lines pass through unchanged."},
+	{"STDIO_PROTOCOL", "per-invocation", "Server mode with EXECUTION_MODE=STDIO: per-invocation (a process per invocation) or lines (one process kept warm, one request line per invocation on its stdin, one result line on file descriptor NANOFAAS_RESULT_FD=3; see docs/warm-scripts.md)."},
 }
 
 // Variables returns the documentation of every variable the watchdog reads.

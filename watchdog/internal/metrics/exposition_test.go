@@ -93,6 +93,7 @@ watchdog_rejected_requests_total{function="fn",code="UNAUTHORIZED"} 0
 # TYPE watchdog_runtime_restarts_total counter
 watchdog_runtime_restarts_total{function="fn",reason="exited"} 0
 watchdog_runtime_restarts_total{function="fn",reason="max_invocations"} 0
+watchdog_runtime_restarts_total{function="fn",reason="protocol_error"} 0
 watchdog_runtime_restarts_total{function="fn",reason="start_failed"} 0
 watchdog_runtime_restarts_total{function="fn",reason="timeout"} 1
 # HELP watchdog_timeouts_total

@@ -48,10 +48,14 @@ const (
 	RestartMaxInvocations = "max_invocations"
 	// RestartStartFailed: the previous start failed; this is another attempt.
 	RestartStartFailed = "start_failed"
+	// RestartProtocolError: a STDIO_PROTOCOL=lines function broke the line
+	// protocol (a malformed, second or unsolicited result line, or its
+	// result channel closed).
+	RestartProtocolError = "protocol_error"
 )
 
 // RestartReasons lists the values of the reason label.
-var RestartReasons = []string{RestartExited, RestartTimeout, RestartMaxInvocations, RestartStartFailed}
+var RestartReasons = []string{RestartExited, RestartTimeout, RestartMaxInvocations, RestartStartFailed, RestartProtocolError}
 
 // RejectCodes lists the values of the code label of rejected requests.
 var RejectCodes = []string{"BAD_REQUEST", "UNAUTHORIZED", "PAYLOAD_TOO_LARGE", "BUSY", "QUEUE_TIMEOUT", "SHUTTING_DOWN", "TOO_MANY_CONNECTIONS"}

@@ -21,8 +21,14 @@ type Options struct {
 	Env  []string
 	Dir  string
 	// Stdin, when not nil, is written to the process's stdin, which is then
-	// closed. When nil, stdin is /dev/null.
+	// closed. When nil, stdin is /dev/null (unless KeepStdin).
 	Stdin []byte
+	// KeepStdin makes stdin a pipe that stays open: the caller writes to
+	// it through Child.StdinPipe. Stdin must be nil.
+	KeepStdin bool
+	// ExtraFiles become the process's fds 3, 4, ...; the caller keeps its
+	// own copies and closes them when it wants.
+	ExtraFiles []*os.File
 	// CaptureStdout > 0 captures stdout up to that many bytes; beyond it the
 	// group is killed and Overflowed reports true. When 0, stdout lines pass
 	// through to StdoutSink.
@@ -45,6 +51,9 @@ type Child struct {
 	// stderrDone is closed when stderr has reached end-of-file.
 	stderrDone chan struct{}
 	finish     sync.Once
+	// stdinWritten: stdin is written by StartChild (Options.Stdin), not
+	// by the caller.
+	stdinWritten bool
 }
 
 // StartChild starts a process described by o.
@@ -56,7 +65,7 @@ func (m *Manager) StartChild(o Options) (*Child, error) {
 			f.Close()
 		}
 	}
-	stdinR, stdinW, err := pipe(o.Stdin != nil)
+	stdinR, stdinW, err := pipe(o.Stdin != nil || o.KeepStdin)
 	if err != nil {
 		return nil, &SpawnError{Command: o.Argv[0], Err: err}
 	}
@@ -75,7 +84,7 @@ func (m *Manager) StartChild(o Options) (*Child, error) {
 	}
 	closeAfterStart = append(closeAfterStart, stderrW)
 
-	p, err := m.Start(Spec{Argv: o.Argv, Env: o.Env, Dir: o.Dir, Stdin: stdinR, Stdout: stdoutW, Stderr: stderrW})
+	p, err := m.Start(Spec{Argv: o.Argv, Env: o.Env, Dir: o.Dir, Stdin: stdinR, Stdout: stdoutW, Stderr: stderrW, Extra: o.ExtraFiles})
 	cleanup()
 	if err != nil {
 		stdoutR.Close()
@@ -88,8 +97,11 @@ func (m *Manager) StartChild(o Options) (*Child, error) {
 	c.Process = p
 	c.readers = []*os.File{stdoutR, stderrR}
 
-	if stdinW != nil {
+	if stdinW != nil && o.KeepStdin {
 		c.stdin = stdinW
+	} else if stdinW != nil {
+		c.stdin = stdinW
+		c.stdinWritten = true
 		go func() {
 			// EPIPE when the function does not read its input is not our error.
 			_, _ = stdinW.Write(o.Stdin)
@@ -147,6 +159,15 @@ func (c *Child) Finish(grace time.Duration) {
 			c.stdin.Close()
 		}
 	})
+}
+
+// StdinPipe returns the write end of the process's stdin when it was
+// started with KeepStdin (nil otherwise). Finish closes it.
+func (c *Child) StdinPipe() *os.File {
+	if c.stdin == nil || c.stdinWritten {
+		return nil
+	}
+	return c.stdin
 }
 
 // Stdout returns the captured stdout and whether it passed the limit. Call

@@ -74,6 +74,8 @@ type Spec struct {
 	Dir  string
 	// Files become the child's fds 0, 1 and 2; nil entries are /dev/null.
 	Stdin, Stdout, Stderr *os.File
+	// Extra become the child's fds 3, 4, ... in order.
+	Extra []*os.File
 }
 
 // SpawnError is returned when a process cannot be started.
@@ -121,6 +123,9 @@ func (m *Manager) Start(spec Spec) (*Process, error) {
 			f = devnull
 		}
 		fds[i] = f.Fd()
+	}
+	for _, f := range spec.Extra {
+		fds = append(fds, f.Fd())
 	}
 	attr := &syscall.ProcAttr{
 		Dir:   spec.Dir,

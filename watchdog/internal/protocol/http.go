@@ -115,6 +115,10 @@ func (h *HTTP) ExitStatus() (exit process.Exit, stderrTail string, ok bool) {
 	return c.Exit(), c.StderrTailWithin(exitedStderrWait), true
 }
 
+// Daemonising is true: an HTTP runtime's first process may fork its server
+// into the background and exit 0.
+func (h *HTTP) Daemonising() bool { return true }
+
 // Start spawns the runtime and waits until HEALTH_URL answers 2xx, the
 // runtime exits with a failure, or READY_TIMEOUT_MS passes.
 func (h *HTTP) Start(ctx context.Context) *result.Result {

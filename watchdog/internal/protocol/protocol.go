@@ -59,6 +59,10 @@ type Process interface {
 	// ExitStatus says how the process ended, with the tail of its stderr;
 	// ok is false while it runs or before Start.
 	ExitStatus() (exit process.Exit, stderrTail string, ok bool)
+	// Daemonising reports whether a process that exits 0 may have left its
+	// server running in its process group (an HTTP runtime that forks into
+	// the background): the supervisor then watches the group instead.
+	Daemonising() bool
 }
 
 // Interruption is the cause to cancel an invocation's context with when
@@ -92,8 +96,11 @@ type Deps struct {
 // lifecycle supervises whatever Process this returns, so a persistent
 // protocol for another kind of runtime slots in here.
 func NewProcess(cfg config.Config, deps Deps) Process {
-	if cfg.Protocol == config.ProtocolHTTP {
+	switch {
+	case cfg.Protocol == config.ProtocolHTTP:
 		return NewHTTP(cfg, deps)
+	case cfg.Protocol == config.ProtocolSTDIO && cfg.StdioProtocol == config.StdioLines:
+		return NewLines(cfg, deps)
 	}
 	return nil
 }

@@ -1,9 +1,10 @@
 // Package server is the server lifecycle (WARM): the watchdog serves
 // /invoke, /health and /metrics on WARM_PORT and runs up to
 // WARM_CONCURRENCY invocations at once, with a bounded queue in front
-// (queue.go). With a protocol that keeps a process (protocol.Process: HTTP)
-// the runtime is spawned once, kept warm and supervised (warm.go); with
-// STDIO and FILE a process runs per invocation.
+// (queue.go). With a protocol that keeps a process (protocol.Process: HTTP,
+// and STDIO with STDIO_PROTOCOL=lines) the runtime is spawned once, kept
+// warm and supervised (warm.go); with STDIO and FILE otherwise a process
+// runs per invocation.
 package server
 
 import (

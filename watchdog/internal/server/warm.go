@@ -181,7 +181,8 @@ func (w *warm) run(ctx context.Context) {
 		w.log.Info(events.RuntimeReady, events.KeyPID, pid, events.KeyStartupMs, readyAt.Sub(begun).Milliseconds())
 
 		reason := w.watch(ctx, g)
-		if reason == metrics.RestartExited {
+		broke := reason == metrics.RestartExited || reason == metrics.RestartProtocolError
+		if broke {
 			w.m.RuntimeRestarted(reason)
 		}
 		rt.Stop()
@@ -189,7 +190,7 @@ func (w *warm) run(ctx context.Context) {
 		if reason == "" {
 			return
 		}
-		if reason != metrics.RestartExited {
+		if !broke {
 			failures = 0
 			w.log.Info("restarting runtime", "reason", reason, "pid", pid)
 			continue
@@ -203,7 +204,11 @@ func (w *warm) run(ctx context.Context) {
 		if exit, _, ok := rt.ExitStatus(); ok && !exit.Success() {
 			how = exit.String()
 		}
-		w.log.Warn("runtime exited; restarting it", "pid", pid, "exit", how, "restart_in_ms", delay.Milliseconds())
+		if why := protocolError(rt); why != "" {
+			w.log.Warn("runtime broke its protocol; restarting it", "pid", pid, "why", why, "exit", how, "restart_in_ms", delay.Milliseconds())
+		} else {
+			w.log.Warn("runtime exited; restarting it", "pid", pid, "exit", how, "restart_in_ms", delay.Milliseconds())
+		}
 		if !sleep(ctx, delay) {
 			return
 		}
@@ -227,7 +232,11 @@ func (w *warm) watch(ctx context.Context, g *generation) string {
 			return ""
 		case <-exited:
 			exited = nil
-			if exit, _, _ := rt.ExitStatus(); exit.Success() && proctree.GroupAlive(rt.Pid()) {
+			if protocolError(rt) != "" {
+				w.markRestarting(g)
+				return metrics.RestartProtocolError
+			}
+			if exit, _, _ := rt.ExitStatus(); rt.Daemonising() && exit.Success() && proctree.GroupAlive(rt.Pid()) {
 				w.log.Debug("runtime leader exited 0 and its process group lives on (a daemonised server); watching the group", "pid", rt.Pid())
 				t := time.NewTicker(groupPoll)
 				defer t.Stop()
@@ -317,6 +326,16 @@ func (w *warm) acquire(wait time.Duration) (*generation, *result.Result) {
 func (w *warm) finished(g *generation, res *result.Result, executionID string) {
 	w.mu.Lock()
 	g.inFlight--
+	// A process that exited (or broke its protocol) under this invocation
+	// takes no other: out of service now, before the next call is let in;
+	// watch restarts it.
+	select {
+	case <-g.rt.Exited():
+		if w.cur == g && w.state == stateReady {
+			w.setLocked(stateRestarting)
+		}
+	default:
+	}
 	// A timeout also overrides a WARM_MAX_INVOCATIONS retirement still
 	// waiting for the calls in flight: the runtime's state is unknown now.
 	if res.ErrorCode() == result.Timeout && (g.retiring == "" || g.retiring == metrics.RestartMaxInvocations && !g.asked) {
@@ -343,6 +362,16 @@ func (w *warm) finished(g *generation, res *result.Result, executionID string) {
 		case <-w.done:
 		}
 	}
+}
+
+// protocolError says why rt broke its protocol ("" when it did not, or
+// cannot: only a runtime that speaks a protocol of its own, as a lines
+// function does, reports it).
+func protocolError(rt protocol.Process) string {
+	if p, ok := rt.(interface{ ProtocolError() string }); ok {
+		return p.ProtocolError()
+	}
+	return ""
 }
 
 // endCause is why the invocations still in flight on a runtime that was
