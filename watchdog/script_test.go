@@ -7,8 +7,8 @@ import (
 
 	"github.com/rogpeppe/go-internal/testscript"
 
-	"nanofaas.dev/watchdog"
 	"nanofaas.dev/devkit/scripttest"
+	"nanofaas.dev/watchdog"
 )
 
 func TestMain(m *testing.M) {

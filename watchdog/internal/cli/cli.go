@@ -15,8 +15,8 @@ import (
 	"io"
 	"strings"
 
-	"nanofaas.dev/watchdog/internal/supervise"
 	"nanofaas.dev/watchdog/config"
+	"nanofaas.dev/watchdog/internal/supervise"
 )
 
 // Main runs the watchdog command with args (without the program name) and

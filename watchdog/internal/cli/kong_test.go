@@ -89,4 +89,3 @@ func validEnv(t *testing.T) []string {
 	port := ln.Addr().(*net.TCPAddr).Port
 	return []string{"WARM=true", "EXECUTION_MODE=STDIO", "WATCHDOG_CMD=cat", "LOG_LEVEL=error", "WARM_PORT=" + strconv.Itoa(port)}
 }
-

@@ -24,8 +24,8 @@ import (
 	"nanofaas.dev/watchdog/internal/logging"
 	"nanofaas.dev/watchdog/internal/process"
 	"nanofaas.dev/watchdog/internal/protocol"
-	"nanofaas.dev/watchdog/procio"
 	"nanofaas.dev/watchdog/internal/server"
+	"nanofaas.dev/watchdog/procio"
 )
 
 // runtimeEnv makes the test binary act as the warm HTTP runtime: a Go
