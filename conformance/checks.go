@@ -40,6 +40,10 @@ var checks = map[string]check{
 	"RT-WARM-001":  {needs: mainRun, eval: checkWarmSequence},
 	"RT-WARM-002":  {needs: badRun, eval: checkWarmSurvivesFailure},
 	"RT-CB-001":    {needs: everyRun, eval: checkReportedOnce},
+	// A lines function: one process answers the whole sequence, one result
+	// per request, and goes on after a payload it cannot handle.
+	"RT-LINES-001": {needs: mainRun, eval: checkWarmSequence},
+	"RT-LINES-002": {needs: badRun, eval: checkWarmSurvivesFailure},
 }
 
 func none(*session) []probe { return nil }
@@ -342,8 +346,11 @@ func checkPort(s *session) verdict {
 
 func checkProtocolSuccess(s *session) verdict {
 	what := "wrote one JSON document on stdout and exited 0"
-	if s.kind == "FILE" {
+	switch {
+	case s.kind == "FILE":
 		what = "wrote one JSON document to OUTPUT_FILE and exited 0"
+	case s.lines:
+		what = "answered its request line with one result line"
 	}
 	if s.perInvocation() {
 		w := s.warm()

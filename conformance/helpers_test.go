@@ -34,6 +34,7 @@ type Example struct {
 	Path    string            `json:"-"` // its absolute path
 	Name    string            `json:"name"`
 	Mode    string            `json:"mode"`
+	Warm    bool              `json:"warm"`
 	Command string            `json:"command"`
 	CmdDir  string            `json:"dir"`
 	Image   string            `json:"image"`
@@ -42,6 +43,15 @@ type Example struct {
 		Payload json.RawMessage `json:"payload"`
 		Output  json.RawMessage `json:"output"`
 	} `json:"example"`
+}
+
+// ImageMode is the mode the example's image is judged in: WARM for a
+// function the manifest keeps warm ("warm": true), else the manifest's mode.
+func (e Example) ImageMode() string {
+	if e.Warm {
+		return "WARM"
+	}
+	return e.Mode
 }
 
 // badPayload is a payload every example refuses: "input" must be a string.

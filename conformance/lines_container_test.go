@@ -17,18 +17,6 @@ import (
 // STDIO_PROTOCOL=lines (their manifests say "stdio_protocol": "lines").
 var linesExamples = []string{"node-stdio-warm", "python-stdio-warm"}
 
-// isLinesExample reports whether an example is a lines function: `conformance
-// run` checks one-shot STDIO and WARM HTTP images, so these are checked by
-// TestContainerWarmLines instead.
-func isLinesExample(dir string) bool {
-	for _, d := range linesExamples {
-		if d == dir {
-			return true
-		}
-	}
-	return false
-}
-
 // TestContainerWarmLines serves invocations from each STDIO_PROTOCOL=lines
 // example container: the manifest's example answers the expected output, a
 // sequence of invocations is served without a restart, a refused payload

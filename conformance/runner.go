@@ -252,7 +252,8 @@ func runSpec(ctx context.Context, spec *Spec, o Options) (*Report, error) {
 		kind = serverRuntime(img.Env)
 	}
 
-	s := &session{ctx: ctx, o: o, mode: mode, kind: kind, img: img, d: d, probes: map[probe]*probeRun{},
+	lines := mode == "WARM" && kind == "STDIO" && strings.EqualFold(strings.TrimSpace(img.Env["STDIO_PROTOCOL"]), "lines")
+	s := &session{ctx: ctx, o: o, mode: mode, kind: kind, lines: lines, img: img, d: d, probes: map[probe]*probeRun{},
 		sem: make(chan struct{}, o.Parallel), holds: map[string]*hold{}}
 	recv, err := StartReceiver(s.onCallback)
 	if err != nil {
@@ -351,8 +352,12 @@ func serverRuntime(env map[string]string) string {
 // applies reports whether a requirement applies to the image. The
 // per-invocation server form (WARM with STDIO or FILE) is checked against
 // the requirements of its function's mode: "WARM" in a requirement's modes
-// means a warm HTTP runtime.
+// means a warm HTTP runtime. RT-LINES-* apply to a STDIO function kept warm
+// (STDIO_PROTOCOL=lines) only.
 func (s *session) applies(r Requirement) bool {
+	if strings.HasPrefix(r.ID, "RT-LINES-") {
+		return s.lines
+	}
 	if s.mode == "WARM" && s.kind != "HTTP" {
 		return r.AppliesTo(s.kind)
 	}
@@ -363,6 +368,9 @@ func (s *session) applies(r Requirement) bool {
 func (s *session) perInvocation() bool { return s.mode == "WARM" && s.kind != "HTTP" }
 
 func (s *session) describeMode() string {
+	if s.lines {
+		return "WARM, a STDIO process kept warm (STDIO_PROTOCOL=lines)"
+	}
 	if s.perInvocation() {
 		return "WARM, " + s.kind + " per invocation"
 	}
@@ -398,9 +406,12 @@ type session struct {
 	o    Options
 	mode string // HTTP, STDIO, FILE or WARM
 	kind string // how the function runs: HTTP, STDIO or FILE
-	img  *ImageConfig
-	d    *Docker
-	recv *receiver.Receiver
+	// lines: a STDIO function kept warm (STDIO_PROTOCOL=lines), judged
+	// against RT-LINES-* as well.
+	lines bool
+	img   *ImageConfig
+	d     *Docker
+	recv  *receiver.Receiver
 
 	mu     sync.Mutex
 	probes map[probe]*probeRun

@@ -191,26 +191,28 @@ func (l *Lines) ExitStatus() (exit process.Exit, stderrTail string, ok bool) {
 // protocol, or closed its stdin) and tells the supervisor, which stops its
 // process group and starts a new one with the usual backoff.
 func (l *Lines) fail(why string) {
-	l.breakDown(why)
-	l.mu.Lock()
-	if l.protocolError == "" {
-		l.protocolError = l.why
+	if l.breakDown(why) {
+		// The first reason: not a process that had exited already.
+		l.mu.Lock()
+		l.protocolError = why
+		l.mu.Unlock()
 	}
-	l.mu.Unlock()
 	if l.child != nil && !l.child.Exited() {
 	}
 	l.markExited()
 }
 
-// breakDown marks the runtime unusable (the first reason wins).
-func (l *Lines) breakDown(why string) {
+// breakDown marks the runtime unusable (the first reason wins) and reports
+// whether why was that first reason.
+func (l *Lines) breakDown(why string) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.why != "" {
-		return
+		return false
 	}
 	l.why = why
 	close(l.done)
+	return true
 }
 
 // Stop stops the function's process group (SIGTERM, KILL_GRACE_MS,

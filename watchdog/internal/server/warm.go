@@ -328,13 +328,16 @@ func (w *warm) finished(g *generation, res *result.Result, executionID string) {
 	g.inFlight--
 	// A process that exited (or broke its protocol) under this invocation
 	// takes no other: out of service now, before the next call is let in;
-	// watch restarts it.
-	select {
-	case <-g.rt.Exited():
-		if w.cur == g && w.state == stateReady {
-			w.setLocked(stateRestarting)
+	// watch restarts it. (A daemonising runtime's leader exits 0 and its
+	// server lives on: watch decides about those.)
+	if !g.rt.Daemonising() {
+		select {
+		case <-g.rt.Exited():
+			if w.cur == g && w.state == stateReady {
+				w.setLocked(stateRestarting)
+			}
+		default:
 		}
-	default:
 	}
 	// A timeout also overrides a WARM_MAX_INVOCATIONS retirement still
 	// waiting for the calls in flight: the runtime's state is unknown now.
