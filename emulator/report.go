@@ -157,9 +157,6 @@ func (o *Outcome) fail(status, format string, args ...any) {
 	}
 }
 
-// ErrorCode and ErrorMessage describe a failed outcome.
-func (o *Outcome) ErrorCode() string { return o.Status }
-
 // ErrorMessage is the result's error message or the problem.
 func (o *Outcome) ErrorMessage() string {
 	if o.Result != nil && o.Result.Error != nil {
