@@ -460,12 +460,14 @@ func TestFaultPendingCallbacksAreBounded(t *testing.T) {
 	if grown > 8*6 {
 		t.Errorf("goroutines grew by %d for %d pending callbacks bounded at 8", grown, n)
 	}
-	logs := ts.logs.String()
-	shed := strings.Count(logs, `"msg":"callback undelivered"`)
-	if shed != n-8 || !strings.Contains(logs, `"error":"not attempted: 8 callbacks are already pending`) {
+	recs := records(t, ts.logs.String())
+	shed := len(matching(recs, map[string]any{"msg": "callback undelivered", "undelivered": true,
+		"error": regexp.MustCompile(`^not attempted: 8 callbacks are already pending`)}))
+	if shed != n-8 {
 		t.Errorf("%d results logged as undelivered at once, want %d", shed, n-8)
 	}
-	if !strings.Contains(logs, `"execution_id":"p-59","undelivered":true`) || !strings.Contains(logs, `"result":{"success":true,"output":{"i":59}`) {
+	if !hasRecord(recs, map[string]any{"msg": "callback undelivered", "execution_id": "p-59", "undelivered": true,
+		"result.success": true, "result.output": map[string]any{"i": 59}}) {
 		t.Error("the last result is not in the log whole")
 	}
 	if got := metricValue(t, ts, `watchdog_callback_failures_total{function="unknown"}`); got != n-8 {
@@ -482,14 +484,16 @@ func TestFaultLogsCarryNoPayloadOrOutput(t *testing.T) {
 	if code != http.StatusInternalServerError || !strings.Contains(body, "SECRET-OUTPUT-1") {
 		t.Fatalf("%d %s, want a FUNCTION_ERROR quoting the output to the caller", code, body)
 	}
-	// The invocation's line is written just after the answer.
+	// The invocation's record is written just after the answer.
+	finished := map[string]any{"msg": "invocation finished", "execution_id": "secret"}
 	logs := ts.logs.String()
-	for deadline := time.Now().Add(3 * time.Second); !strings.Contains(logs, `"msg":"invocation finished"`) && time.Now().Before(deadline); {
+	for deadline := time.Now().Add(3 * time.Second); !hasRecord(records(t, logs), finished) && time.Now().Before(deadline); {
 		time.Sleep(10 * time.Millisecond)
 		logs = ts.logs.String()
 	}
-	if !strings.Contains(logs, `"msg":"invocation finished"`) || !strings.Contains(logs, `Invalid JSON in stdout: the function must produce one JSON document, got (output not logged)`) {
-		t.Errorf("no invocation line with a redacted message:\n%s", logs)
+	finished["message"] = "Invalid JSON in stdout: the function must produce one JSON document, got (output not logged)"
+	if !hasRecord(records(t, logs), finished) {
+		t.Errorf("no invocation record with a redacted message:\n%s", logs)
 	}
 	if strings.Contains(logs, "SECRET-") {
 		t.Errorf("the log carries the payload or the output:\n%s", logs)
