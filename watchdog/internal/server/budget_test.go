@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -90,17 +91,17 @@ func TestFaultTarpitCallbacksDoNotStarveCallbackURL(t *testing.T) {
 		t.Fatalf("the result for CALLBACK_URL was not delivered while callbacks to a tarpit were pending: %v %v\n%s", got, err, ts.logs.String())
 	}
 	logs := ts.logs.String()
-	if strings.Contains(logs, `"execution_id":"trusted-1","undelivered":true`) {
+	recs := records(t, logs)
+	if hasRecord(recs, map[string]any{"execution_id": "trusted-1", "undelivered": true}) {
 		t.Errorf("the trusted result was shed:\n%s", logs)
 	}
 	// What was shed says it was a request-chosen destination, not the control plane.
-	if !strings.Contains(logs, `"execution_id":"tar-39","undelivered":true`) {
+	if !hasRecord(recs, map[string]any{"execution_id": "tar-39", "undelivered": true}) {
 		t.Errorf("the last tarpit result was not shed")
 	}
-	for _, line := range strings.Split(logs, "\n") {
-		if strings.Contains(line, `"undelivered":true`) && strings.Contains(line, `not attempted`) &&
-			!strings.Contains(line, "request-chosen callback_url") {
-			t.Errorf("a shed result does not say it was bound for a request-chosen destination: %s", line)
+	for _, rec := range matching(recs, map[string]any{"undelivered": true, "error": regexp.MustCompile(`not attempted`)}) {
+		if !strings.Contains(attrText(rec["error"]), "request-chosen callback_url") {
+			t.Errorf("a shed result does not say it was bound for a request-chosen destination: %v", rec)
 			break
 		}
 	}

@@ -42,15 +42,24 @@ func TestDeliverRegistersButSendsOnlyWhenTold(t *testing.T) {
 	if n := s.pending.pendingDeliveries(); n != 1 {
 		t.Errorf("%d deliveries pending after deliver, want 1 (the drain must see it)", n)
 	}
-	time.Sleep(200 * time.Millisecond)
-	if calls := recv.Calls(); len(calls) != 0 {
-		t.Fatalf("deliver sent the result itself (%d requests) before it was told to", len(calls))
+	// A second result, registered after it and sent at once, arrives: had
+	// deliver sent the first itself, that one would have gone out first.
+	sendMarker := s.deliver(&request{executionID: "marker", callbackURL: recv.Base}, result.Success([]byte(`2`)))
+	if sendMarker == nil {
+		t.Fatal("deliver refused the second pending result")
+	}
+	go sendMarker()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := recv.WaitFor(ctx, "marker"); err != nil {
+		t.Fatal(err)
+	}
+	if calls := recv.Calls(); len(calls) != 1 {
+		t.Fatalf("deliver sent the result itself (%d requests, want only the marker's) before it was told to", len(calls))
 	}
 
 	go send()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if _, err := recv.WaitDelivered(ctx, 1); err != nil {
+	if _, err := recv.WaitFor(ctx, "later"); err != nil {
 		t.Fatal(err)
 	}
 	s.deliveries.Wait()

@@ -126,8 +126,33 @@ func TestFaultConcurrentUploadsDoNotMultiplyMemory(t *testing.T) {
 		// Announce a body of the largest size, send a little of it, stall.
 		fmt.Fprintf(c, "POST /invoke HTTP/1.1\r\nHost: x\r\nX-Execution-Id: up-%d\r\nContent-Length: %d\r\n\r\n[", i, limit)
 	}
-	// Give the server time to accept and start reading every body.
-	time.Sleep(500 * time.Millisecond)
+	// Wait until the server has dealt with every upload: all but the ones
+	// holding a place are refused with 429 as soon as their body starts.
+	// (Had it buffered each body before taking a place, none would be
+	// refused while they stall, and this wait fails.)
+	answers := make(chan string, clients)
+	for _, c := range conns {
+		go func() {
+			_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
+			line, _ := bufio.NewReader(c).ReadString('\n')
+			answers <- line
+		}()
+	}
+	busy := 0
+	timeout := time.After(20 * time.Second)
+	for busy < clients-places {
+		select {
+		case line := <-answers:
+			if !strings.Contains(line, " 429 ") {
+				t.Fatalf("a stalled upload got %q, want a 429 or nothing", line)
+			}
+			busy++
+		case <-timeout:
+			t.Fatalf("%d of %d stalled uploads were refused with 429 within 20s, want %d", busy, clients, clients-places)
+		}
+	}
+	// Every upload is now inside the server: refused, or holding a place
+	// with its body started.
 	var during runtime.MemStats
 	runtime.ReadMemStats(&during)
 	grown := int64(during.HeapAlloc) - int64(before.HeapAlloc)
@@ -135,20 +160,14 @@ func TestFaultConcurrentUploadsDoNotMultiplyMemory(t *testing.T) {
 	if grown > (places+2)*limit {
 		t.Errorf("heap grew by %d MiB with %d concurrent uploads: each is buffered at once (want about %d bodies, %d MiB)", grown>>20, clients, places, places*limit>>20)
 	}
-	// Every client but the ones holding a place was told at once.
-	busy := 0
-	for _, c := range conns {
-		_ = c.SetReadDeadline(time.Now().Add(time.Second))
-		line, _ := bufio.NewReader(c).ReadString('\n')
-		if strings.Contains(line, " 429 ") {
-			busy++
-		}
-	}
-	if busy != clients-places {
-		t.Errorf("%d of %d stalled uploads were refused with 429, want %d", busy, clients, clients-places)
-	}
+	// The ones holding a place got no answer; closing them ends their reads.
 	for _, c := range conns {
 		c.Close()
+	}
+	for range places {
+		if line := <-answers; line != "" {
+			t.Errorf("an upload holding a place got %q before its body was sent, want nothing", line)
+		}
 	}
 	// The stalled uploads that held the places are gone: they are free again.
 	deadline := time.Now().Add(5 * time.Second)
@@ -198,6 +217,54 @@ func TestFaultSlowlorisHeadersAreCutOff(t *testing.T) {
 // the slot is free and the next invocation runs.
 func TestFaultSlowBodyIsCutOffAndFreesTheSlot(t *testing.T) {
 	ts := startPerCallWith(t, httpTimeouts(time.Second, 600*time.Millisecond, 2*time.Second, 5*time.Second), "WARM_QUEUE_SIZE=0")
+	// While it trickles, it holds the only place: a request then is
+	// refused with 429. Probe until one is; a probe that took the place
+	// just as the slow upload's body started made the server refuse the
+	// upload instead (the test's doing, not the server's): start over.
+	var (
+		c      net.Conn
+		began  time.Time
+		closed chan string
+	)
+	for attempt := 1; c == nil; attempt++ {
+		c, began, closed = startSlowUpload(t, ts)
+	probe:
+		for {
+			select {
+			case answer := <-closed:
+				if !strings.HasPrefix(answer, "HTTP/1.1 429 ") || attempt == 5 {
+					t.Fatalf("the slow upload ended (%.60q) before any request made during it was refused with 429", answer)
+				}
+				c = nil
+				break probe
+			default:
+			}
+			code, _, body := post(t, http.DefaultClient, ts.url+"/invoke", `{"execution_id":"during","payload":1}`)
+			if code == http.StatusTooManyRequests {
+				break probe
+			}
+			if code != http.StatusOK {
+				t.Fatalf("during the slow upload: %d %s, want 429 (or 200 before its body reached the server)", code, body)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	answer := <-closed
+	if took := time.Since(began); took > 2*time.Second {
+		t.Errorf("the slow upload was cut off after %v, want about the 600ms read timeout", took)
+	}
+	if answer != "" && !strings.Contains(answer, " 400 ") {
+		t.Errorf("the slow upload got %q, want nothing or a 400", answer)
+	}
+	if code, _, body := post(t, http.DefaultClient, ts.url+"/invoke", `{"execution_id":"after","payload":1}`); code != http.StatusOK {
+		t.Errorf("after the slow upload was cut off: %d %s, want 200", code, body)
+	}
+}
+
+// startSlowUpload starts an upload whose body trickles in a byte every
+// 50ms; closed gets what the server answered once it closes the
+// connection.
+func startSlowUpload(t *testing.T, ts *testServer) (net.Conn, time.Time, chan string) {
 	c := ts.dial(t)
 	fmt.Fprint(c, "POST /invoke HTTP/1.1\r\nHost: x\r\nX-Execution-Id: slow-body\r\nContent-Length: 1000\r\n\r\n[")
 	began := time.Now()
@@ -209,21 +276,13 @@ func TestFaultSlowBodyIsCutOffAndFreesTheSlot(t *testing.T) {
 			}
 		}
 	}()
-	// While it trickles, it holds the slot.
-	time.Sleep(100 * time.Millisecond)
-	if code, _, body := post(t, http.DefaultClient, ts.url+"/invoke", `{"execution_id":"during","payload":1}`); code != http.StatusTooManyRequests {
-		t.Errorf("during the slow upload: %d %s, want 429", code, body)
-	}
-	_, answer := waitClosed(t, c, 5*time.Second)
-	if took := time.Since(began); took > 2*time.Second {
-		t.Errorf("the slow upload was cut off after %v, want about the 600ms read timeout", took)
-	}
-	if answer != "" && !strings.Contains(answer, " 400 ") {
-		t.Errorf("the slow upload got %q, want nothing or a 400", answer)
-	}
-	if code, _, body := post(t, http.DefaultClient, ts.url+"/invoke", `{"execution_id":"after","payload":1}`); code != http.StatusOK {
-		t.Errorf("after the slow upload was cut off: %d %s, want 200", code, body)
-	}
+	closed := make(chan string, 1)
+	go func() {
+		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		data, _ := io.ReadAll(c)
+		closed <- string(data)
+	}()
+	return c, began, closed
 }
 
 // Headers over the limit are refused by net/http with 431 before the
@@ -428,9 +487,18 @@ func TestFaultCallbackAllowList(t *testing.T) {
 	if d, err := trusted.WaitDelivered(ctx, 1); err != nil || d[0].Path != "/v1/internal/executions/env:complete" {
 		t.Errorf("CALLBACK_URL receiver: %v %v", d, err)
 	}
-	time.Sleep(100 * time.Millisecond)
+	// Stop the watchdog: it exits only once every callback it ever
+	// registered has been sent (or given up), so nothing can arrive later.
+	ts.stop()
+	if code := <-ts.done; code != 0 {
+		t.Errorf("exit status %d, want 0", code)
+	}
+	ts.done <- 0
 	if n := len(other.Calls()); n != 0 {
 		t.Errorf("the receiver outside the prefixes got %d requests", n)
+	}
+	if hasRecord(records(t, ts.logs.String()), map[string]any{"undelivered": true}) {
+		t.Errorf("a result was given up at shutdown; want every callback sent:\n%s", ts.logs.String())
 	}
 }
 
@@ -460,12 +528,14 @@ func TestFaultPendingCallbacksAreBounded(t *testing.T) {
 	if grown > 8*6 {
 		t.Errorf("goroutines grew by %d for %d pending callbacks bounded at 8", grown, n)
 	}
-	logs := ts.logs.String()
-	shed := strings.Count(logs, `"msg":"callback undelivered"`)
-	if shed != n-8 || !strings.Contains(logs, `"error":"not attempted: 8 callbacks are already pending`) {
+	recs := records(t, ts.logs.String())
+	shed := len(matching(recs, map[string]any{"msg": "callback undelivered", "undelivered": true,
+		"error": regexp.MustCompile(`^not attempted: 8 callbacks are already pending`)}))
+	if shed != n-8 {
 		t.Errorf("%d results logged as undelivered at once, want %d", shed, n-8)
 	}
-	if !strings.Contains(logs, `"execution_id":"p-59","undelivered":true`) || !strings.Contains(logs, `"result":{"success":true,"output":{"i":59}`) {
+	if !hasRecord(recs, map[string]any{"msg": "callback undelivered", "execution_id": "p-59", "undelivered": true,
+		"result.success": true, "result.output": map[string]any{"i": 59}}) {
 		t.Error("the last result is not in the log whole")
 	}
 	if got := metricValue(t, ts, `watchdog_callback_failures_total{function="unknown"}`); got != n-8 {
@@ -482,14 +552,16 @@ func TestFaultLogsCarryNoPayloadOrOutput(t *testing.T) {
 	if code != http.StatusInternalServerError || !strings.Contains(body, "SECRET-OUTPUT-1") {
 		t.Fatalf("%d %s, want a FUNCTION_ERROR quoting the output to the caller", code, body)
 	}
-	// The invocation's line is written just after the answer.
+	// The invocation's record is written just after the answer.
+	finished := map[string]any{"msg": "invocation finished", "execution_id": "secret"}
 	logs := ts.logs.String()
-	for deadline := time.Now().Add(3 * time.Second); !strings.Contains(logs, `"msg":"invocation finished"`) && time.Now().Before(deadline); {
+	for deadline := time.Now().Add(3 * time.Second); !hasRecord(records(t, logs), finished) && time.Now().Before(deadline); {
 		time.Sleep(10 * time.Millisecond)
 		logs = ts.logs.String()
 	}
-	if !strings.Contains(logs, `"msg":"invocation finished"`) || !strings.Contains(logs, `Invalid JSON in stdout: the function must produce one JSON document, got (output not logged)`) {
-		t.Errorf("no invocation line with a redacted message:\n%s", logs)
+	finished["message"] = "Invalid JSON in stdout: the function must produce one JSON document, got (output not logged)"
+	if !hasRecord(records(t, logs), finished) {
+		t.Errorf("no invocation record with a redacted message:\n%s", logs)
 	}
 	if strings.Contains(logs, "SECRET-") {
 		t.Errorf("the log carries the payload or the output:\n%s", logs)
