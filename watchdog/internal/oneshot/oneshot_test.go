@@ -84,9 +84,11 @@ func TestOneResultPerExecutionWithAReportingRuntime(t *testing.T) {
 					"EXECUTION_MODE=" + tc.mode, "EXECUTION_ID=" + id, "CALLBACK_URL=" + recv.Base,
 					"WATCHDOG_CMD=python3 " + fixture + " " + tc.arg,
 					fmt.Sprintf("RUNTIME_URL=http://127.0.0.1:%d/invoke", port),
-					`INVOCATION_PAYLOAD={"n":1}`, "KILL_GRACE_MS=500",
+					`INVOCATION_PAYLOAD={"n":1}`, "KILL_GRACE_MS=500", "READY_TIMEOUT_MS=120000",
 					"PATH=" + os.Getenv("PATH"), fmt.Sprintf("PASS_CALLBACK_URL=%v", tc.pass),
 				}
+				// READY_TIMEOUT_MS: a loaded machine may take seconds to start
+				// Python; readiness is awaited, not assumed within a budget.
 				if code := runOnce(t, env); code != oneshot.ExitDelivered {
 					t.Fatalf("run %d: exit %d", i, code)
 				}
