@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"nanofaas.dev/devkit/logrecords"
 	"nanofaas.dev/devkit/receiver"
 	"nanofaas.dev/watchdog/internal/server"
 )
@@ -100,7 +101,7 @@ func TestFaultTarpitCallbacksDoNotStarveCallbackURL(t *testing.T) {
 		t.Errorf("the last tarpit result was not shed")
 	}
 	for _, rec := range matching(recs, map[string]any{"undelivered": true, "error": regexp.MustCompile(`not attempted`)}) {
-		if !strings.Contains(attrText(rec["error"]), "request-chosen callback_url") {
+		if !strings.Contains(logrecords.Text(rec["error"]), "request-chosen callback_url") {
 			t.Errorf("a shed result does not say it was bound for a request-chosen destination: %v", rec)
 			break
 		}

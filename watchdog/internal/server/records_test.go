@@ -1,38 +1,23 @@
 package server_test
 
 import (
-	"bufio"
-	"encoding/json"
-	"fmt"
 	"regexp"
-	"strconv"
-	"strings"
 	"testing"
+
+	"nanofaas.dev/devkit/logrecords"
 )
 
 // record is one JSON log record of the watchdog, decoded.
-type record map[string]any
+type record = logrecords.Record
 
 // records decodes the JSON log records in logs, one object a line; lines
 // that are not JSON objects are skipped, so checks hold whatever else the
 // log carries.
 func records(t testing.TB, logs string) []record {
 	t.Helper()
-	var recs []record
-	sc := bufio.NewScanner(strings.NewReader(logs))
-	sc.Buffer(make([]byte, 0, 64<<10), 64<<20)
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		if !strings.HasPrefix(line, "{") {
-			continue
-		}
-		var rec record
-		if json.Unmarshal([]byte(line), &rec) == nil {
-			recs = append(recs, rec)
-		}
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatalf("cannot read the log records: %v", err)
+	recs, err := logrecords.Parse(logs)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return recs
 }
@@ -43,69 +28,13 @@ func records(t testing.TB, logs string) []record {
 // JSON writes them, so 3 matches 3 and true matches true); a
 // *regexp.Regexp value matches the attribute's text instead.
 func matching(recs []record, want map[string]any) []record {
-	var out []record
-	for _, rec := range recs {
-		if rec.has(want) {
-			out = append(out, rec)
-		}
-	}
-	return out
+	return logrecords.Matching(recs, logrecords.Want(want))
 }
 
 // hasRecord reports whether a record has every attribute of want (see
 // matching).
 func hasRecord(recs []record, want map[string]any) bool {
 	return len(matching(recs, want)) > 0
-}
-
-func (r record) has(want map[string]any) bool {
-	for key, w := range want {
-		v, ok := lookupAttr(r, key)
-		if !ok {
-			return false
-		}
-		text := attrText(v)
-		if re, isRE := w.(*regexp.Regexp); isRE {
-			if !re.MatchString(text) {
-				return false
-			}
-		} else if text != attrText(w) {
-			return false
-		}
-	}
-	return true
-}
-
-func lookupAttr(rec map[string]any, key string) (any, bool) {
-	if v, ok := rec[key]; ok {
-		return v, true
-	}
-	head, rest, dotted := strings.Cut(key, ".")
-	if !dotted {
-		return nil, false
-	}
-	inner, ok := rec[head].(map[string]any)
-	if !ok {
-		return nil, false
-	}
-	return lookupAttr(inner, rest)
-}
-
-func attrText(v any) string {
-	switch v := v.(type) {
-	case string:
-		return v
-	case float64:
-		if v == float64(int64(v)) {
-			return strconv.FormatInt(int64(v), 10)
-		}
-		return strconv.FormatFloat(v, 'g', -1, 64)
-	case int, int64, uint64, bool:
-		return fmt.Sprint(v)
-	default:
-		b, _ := json.Marshal(v)
-		return string(b)
-	}
 }
 
 func TestRecordsMatchByAttribute(t *testing.T) {
