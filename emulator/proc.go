@@ -182,9 +182,16 @@ func samplePeaks(root int) *peakSampler {
 	return s
 }
 
-// sample reads the VmHWM of every process below root now.
+// sample reads the VmHWM of every process below root now. A child of root
+// that still has root's command name is between fork and exec: a copy of
+// root, with root's memory, not yet the function; it is passed over.
 func (s *peakSampler) sample() {
+	rootStat, rootErr := proctree.ReadStat(s.root)
 	for _, pid := range proctree.Descendants(s.root) {
+		if st, err := proctree.ReadStat(pid); err != nil ||
+			rootErr == nil && st.PPID == s.root && st.Comm == rootStat.Comm {
+			continue
+		}
 		if m, err := proctree.ReadMemory(pid); err == nil && m.Peak > s.best.Load() {
 			s.best.Store(m.Peak)
 		}

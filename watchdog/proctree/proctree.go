@@ -58,6 +58,9 @@ func Descendants(pid int) []int {
 
 // Stat is what /proc/PID/stat says about a process.
 type Stat struct {
+	// Comm is the command name (at most 15 bytes of the executable's
+	// name; a child keeps its parent's until it execs).
+	Comm string
 	// State is the one-letter state (R, S, D, Z, T...).
 	State byte
 	// PPID is the parent's pid, PGID the process group.
@@ -86,7 +89,11 @@ func ReadStat(pid int) (Stat, error) {
 	if err := errors.Join(err1, err2); err != nil {
 		return Stat{}, fmt.Errorf("cannot parse /proc/%d/stat: %w", pid, err)
 	}
-	return Stat{State: f[0][0], PPID: ppid, PGID: pgid}, nil
+	comm := ""
+	if j := strings.IndexByte(s, '('); j >= 0 && j < i {
+		comm = s[j+1 : i]
+	}
+	return Stat{Comm: comm, State: f[0][0], PPID: ppid, PGID: pgid}, nil
 }
 
 // Zombie reports whether pid has exited and waits to be reaped (or is gone).

@@ -66,8 +66,8 @@ func TestChildrenDescendantsAndStat(t *testing.T) {
 	if st.PPID != kids[0] || st.PGID != g.pid || st.State == 'Z' {
 		t.Errorf("ReadStat(grandchild) = %+v, want parent %d, group %d, not a zombie", st, kids[0], g.pid)
 	}
-	if st, err := ReadStat(g.pid); err != nil || st.PPID != os.Getpid() || st.PGID != g.pid {
-		t.Errorf("ReadStat(leader) = %+v, %v; want parent %d (this test), group %d", st, err, os.Getpid(), g.pid)
+	if st, err := ReadStat(g.pid); err != nil || st.PPID != os.Getpid() || st.PGID != g.pid || st.Comm != "sh" {
+		t.Errorf("ReadStat(leader) = %+v, %v; want sh, parent %d (this test), group %d", st, err, os.Getpid(), g.pid)
 	}
 	if !GroupAlive(g.pid) {
 		t.Error("GroupAlive = false for a running group")
