@@ -21,8 +21,9 @@
 #
 # Environment knobs:
 #   NANOFAAS_CACHE_DIR     cache dir (default ${XDG_CACHE_HOME:-$HOME/.cache}/nanofaas)
-#   DEBIAN_MIRROR          default http://deb.debian.org/debian
-#   DEBIAN_SECURITY_MIRROR default http://deb.debian.org/debian-security
+#   DEBIAN_MIRROR          the Debian mirror (default: debootstrap's own)
+#   DEBIAN_SECURITY_MIRROR the security mirror (default: the mirror's URL
+#                          with -security appended, Debian's layout)
 #   PULL_TIMEOUT           seconds for the `docker pull` attempt (default 20)
 #   NANOFAAS_EXTRA_CA_DIR  host CA certificates (*.crt) to add to the debian
 #                          base (default /usr/local/share/ca-certificates;
@@ -33,12 +34,13 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 IMAGES_DIR="$ROOT/scripts/images"
 CACHE_DIR="${NANOFAAS_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/nanofaas}"
-MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
-SECURITY_MIRROR="${DEBIAN_SECURITY_MIRROR:-http://deb.debian.org/debian-security}"
+# Empty: debootstrap's default mirror, read back from the tree it made.
+MIRROR="${DEBIAN_MIRROR:-}"
+SECURITY_MIRROR="${DEBIAN_SECURITY_MIRROR:-}"
 PULL_TIMEOUT="${PULL_TIMEOUT:-20}"
 EXTRA_CA_DIR="${NANOFAAS_EXTRA_CA_DIR-/usr/local/share/ca-certificates}"
 # Bump when the rootfs recipe below changes (invalidates the cached tarball).
-ROOTFS_RECIPE=4
+ROOTFS_RECIPE=5
 LABEL_KEY="dev.nanofaas.base-recipe"
 
 export DOCKER_BUILDKIT=0 # engine 20.10 without buildx: legacy builder
@@ -156,7 +158,13 @@ trap 'exit 130' INT TERM
 # Make the debootstrapped tree look like Debian's docker `-slim` images.
 customize_rootfs() {
   local r="$1"
-  # APT sources: same suites as the official image.
+  # APT sources: same suites as the official image, on the mirror
+  # debootstrap used (its sources.list names it).
+  if [ -z "$MIRROR" ]; then
+    MIRROR=$(awk '$1 == "deb" { print $2; exit }' "$r/etc/apt/sources.list")
+    [ -n "$MIRROR" ] || { echo "no mirror in the sources.list debootstrap wrote" >&2; return 1; }
+  fi
+  [ -n "$SECURITY_MIRROR" ] || SECURITY_MIRROR="${MIRROR%/}-security"
   rm -f "$r/etc/apt/sources.list"
   cat >"$r/etc/apt/sources.list.d/debian.sources" <<EOF
 Types: deb
@@ -235,8 +243,9 @@ build_debian_rootfs() {
   local out="$1" t0=$SECONDS
   ensure_debootstrap
   ROOTFS_TMP="$(mktemp -d "${TMPDIR:-/var/tmp}/nanofaas-rootfs.XXXXXX")"
-  log "debootstrap --variant=minbase bookworm ($MIRROR), log: $CACHE_DIR/debootstrap.log"
-  if ! as_root debootstrap --variant=minbase bookworm "$ROOTFS_TMP/root" "$MIRROR" \
+  log "debootstrap --variant=minbase bookworm (${MIRROR:-its default mirror}), log: $CACHE_DIR/debootstrap.log"
+  # With no mirror argument debootstrap uses its default one.
+  if ! as_root debootstrap --variant=minbase bookworm "$ROOTFS_TMP/root" ${MIRROR:+"$MIRROR"} \
     </dev/null >"$CACHE_DIR/debootstrap.log" 2>&1; then
     tail -n 25 "$CACHE_DIR/debootstrap.log" >&2
     [ -f "$ROOTFS_TMP/root/debootstrap/debootstrap.log" ] &&
