@@ -276,7 +276,7 @@ func (p pod) server(t *testing.T) string {
 	wport, rport := freePort(t), freePort(t)
 	cmd := p.command(p.env("EXECUTION_MODE=WARM", fmt.Sprintf("WARM_PORT=%d", wport),
 		fmt.Sprintf("RUNTIME_URL=http://127.0.0.1:%d/invoke", rport), "WATCHDOG_CMD=http_runtime.py warm"))
-	var logs strings.Builder
+	var logs syncBuffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -293,20 +293,7 @@ func (p pod) server(t *testing.T) string {
 		}
 	}()
 	url := fmt.Sprintf("http://127.0.0.1:%d", wport)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		resp, err := http.Get(url + "/health")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the warm runtime did not become ready:\n%s", logs.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitReady(t, url, &logs)
 	resp, err := http.Post(url+"/invoke", "application/json", strings.NewReader(`{"execution_id":"hardened-warm","payload":{"n":1}}`))
 	if err != nil {
 		t.Fatal(err)

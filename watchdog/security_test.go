@@ -122,20 +122,7 @@ func TestSecurityBlockedStderrDoesNotStallInvocations(t *testing.T) {
 	}()
 	base := fmt.Sprintf("http://127.0.0.1:%d", wport)
 	client := &http.Client{Timeout: 5 * time.Second}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		resp, err := client.Get(base + "/health")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the watchdog did not become ready")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitReady(t, base, nil) // its log is the blocked pipe
 
 	const calls = 200
 	for i := range calls {
@@ -256,8 +243,9 @@ func startServer(t *testing.T, cmd *exec.Cmd, logs *syncBuffer) func() {
 	return stop
 }
 
-// waitReady waits until /health answers 200.
-func waitReady(t *testing.T, base string, logs *syncBuffer) {
+// waitReady waits until /health on base answers 200; logs (when not nil)
+// is shown if it never does.
+func waitReady(t *testing.T, base string, logs fmt.Stringer) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -272,7 +260,11 @@ func waitReady(t *testing.T, base string, logs *syncBuffer) {
 		}
 		select {
 		case <-ctx.Done():
-			t.Fatalf("the watchdog did not become ready:\n%s", logs.String())
+			shown := ""
+			if logs != nil {
+				shown = logs.String()
+			}
+			t.Fatalf("the watchdog did not become ready:\n%s", shown)
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
