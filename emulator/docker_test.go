@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -216,35 +217,8 @@ func testDockerServe(t *testing.T, bin string) {
 		}
 	}
 	port := freePort(t)
-	cmd := exec.Command(bin, "serve", "--docker", "--listen", fmt.Sprintf("0.0.0.0:%d", port),
+	stop, stderr := startServe(t, bin, "--docker", "--listen", fmt.Sprintf("0.0.0.0:%d", port),
 		"--function", filepath.Join(dir, "oneshot"), "--function", filepath.Join(dir, "warm"))
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	stopped := false
-	stop := func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		_ = cmd.Process.Signal(syscall.SIGINT)
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("serve did not exit 0: %v", err)
-			}
-		case <-time.After(60 * time.Second):
-			_ = cmd.Process.Kill()
-			t.Errorf("serve did not stop within 60s")
-			<-done
-		}
-		t.Logf("serve stderr:\n%s", stderr.String())
-	}
-	t.Cleanup(stop)
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	waitFor(t, base+"/health", 200, `"ok"`)
 	waitFor(t, base+"/v1/functions/boxed-warm", 200, `"status":"ready"`)
@@ -440,33 +414,15 @@ func testDockerRegisterImage(t *testing.T, bin string) {
 	port := freePort(t)
 	// The default host (127.0.0.1): containers call back on the second
 	// listener, on Docker's bridge.
-	cmd := exec.Command(bin, "serve", "--listen", fmt.Sprint(port))
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
 	var containerID string
+	// Cleanups run last in, first out: serve has stopped when this runs.
 	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGINT)
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("serve did not exit 0: %v", err)
-			}
-		case <-time.After(60 * time.Second):
-			_ = cmd.Process.Kill()
-			t.Errorf("serve did not stop within 60s")
-			<-done
-		}
-		t.Logf("serve stderr:\n%s", stderr.String())
 		if containerID != "" && containerExists(t, containerID) {
 			t.Errorf("container %s left behind", containerID)
 			_ = exec.Command("docker", "rm", "-f", containerID).Run()
 		}
 	})
+	startServe(t, bin, "--listen", fmt.Sprint(port))
 	a := &apiClient{t: t, c: emulatorContract(t), base: fmt.Sprintf("http://127.0.0.1:%d", port), client: &http.Client{Timeout: 2 * time.Minute}}
 	waitFor(t, a.base+"/health", 200, `"ok"`)
 
@@ -605,4 +561,39 @@ func testDockerRegisterImage(t *testing.T, bin string) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// startServe starts `emulator serve` with args. The function it returns (run
+// at cleanup too, once) stops it with SIGINT, checks that it exits 0 within
+// 60 s, and logs its stderr, which it returns as well (read it only after
+// stopping).
+func startServe(t *testing.T, bin string, args ...string) (stop func(), stderr *bytes.Buffer) {
+	t.Helper()
+	cmd := exec.Command(bin, append([]string{"serve"}, args...)...)
+	stderr = &bytes.Buffer{}
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			_ = cmd.Process.Signal(syscall.SIGINT)
+			done := make(chan error, 1)
+			go func() { done <- cmd.Wait() }()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("serve did not exit 0: %v", err)
+				}
+			case <-time.After(60 * time.Second):
+				_ = cmd.Process.Kill()
+				t.Errorf("serve did not stop within 60s")
+				<-done
+			}
+			t.Logf("serve stderr:\n%s", stderr.String())
+		})
+	}
+	t.Cleanup(stop)
+	return stop, stderr
 }
