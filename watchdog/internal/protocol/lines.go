@@ -412,9 +412,9 @@ func requestLine(inv Invocation, deadline time.Time) ([]byte, error) {
 	b.WriteString(`{"v":`)
 	b.WriteString(strconv.Itoa(LinesVersion))
 	b.WriteString(`,"execution_id":`)
-	writeJSONString(b, inv.ExecutionID)
+	b.Write(logging.AppendJSONString(b.AvailableBuffer(), inv.ExecutionID))
 	b.WriteString(`,"trace_id":`)
-	writeJSONString(b, inv.TraceID)
+	b.Write(logging.AppendJSONString(b.AvailableBuffer(), inv.TraceID))
 	b.WriteString(`,"deadline_ms":`)
 	b.WriteString(strconv.FormatInt(deadline.UnixMilli(), 10))
 	b.WriteString(`,"timeout_ms":`)
@@ -425,11 +425,6 @@ func requestLine(inv Invocation, deadline time.Time) ([]byte, error) {
 	}
 	b.WriteString("}\n")
 	return b.Bytes(), nil
-}
-
-func writeJSONString(b *bytes.Buffer, s string) {
-	q, _ := json.Marshal(s) // a string always marshals
-	b.Write(q)
 }
 
 // readResults reads the result channel line by line and hands each line to
