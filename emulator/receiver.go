@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"time"
@@ -51,26 +50,7 @@ type ErrorInfo struct {
 	Message string `json:"message"`
 }
 
-// readBody reads a request's body, at most maxResultBytes. When it cannot,
-// it answers 400, or 413 with code and tooLarge, and reports false.
-func readBody(w http.ResponseWriter, req *http.Request, code, tooLarge string) ([]byte, bool) {
-	body, err := io.ReadAll(io.LimitReader(req.Body, maxResultBytes+1))
-	if err != nil {
-		writeError(w, http.StatusBadRequest, "BAD_REQUEST", "cannot read the body: "+err.Error())
-		return nil, false
-	}
-	if len(body) > maxResultBytes {
-		writeError(w, http.StatusRequestEntityTooLarge, code, tooLarge)
-		return nil, false
-	}
-	return body, true
-}
-
-// writeError answers a JSON error: {"error":{"code","message"}}.
-func writeError(w http.ResponseWriter, status int, code, message string) {
-	writeJSON(w, status, map[string]any{"error": ErrorInfo{Code: code, Message: message}})
-}
-
+// writeJSON answers status with v as JSON.
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
